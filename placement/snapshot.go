@@ -1,0 +1,112 @@
+// Package placement is Berth's placement domain: resources and their parsing,
+// the fleet snapshot read from Prometheus, fit and score, reservations,
+// builds, quotas and the policy that tunes them all. It does no I/O towards
+// Prometheus itself: a SnapshotSource fills a Snapshot, decisions are made in
+// memory.
+package placement
+
+import (
+	"context"
+	"time"
+)
+
+// Snapshot is the fleet as Prometheus saw it at Taken: every server's
+// signals, read from the recording rules in a handful of vector queries.
+type Snapshot struct {
+	Taken         time.Time
+	Servers       map[string]*ServerState
+	Organizations map[string]*OrganizationUsage
+}
+
+// SnapshotSource reads a fresh Snapshot. Implementations fail (rather than
+// return old data) when Prometheus cannot be reached.
+type SnapshotSource interface {
+	Snapshot(ctx context.Context) (*Snapshot, error)
+}
+
+// ServerState is one server's signals. Values are in base units: cores,
+// bytes, ratios 0..1. A signal that had no series is listed in Missing by its
+// recording rule name and left zero.
+type ServerState struct {
+	Name         string
+	Role         string
+	Organization string
+
+	// LastSeen is the timestamp of the server's newest berth_server_info
+	// sample; Age is Snapshot.Taken − LastSeen.
+	LastSeen time.Time
+	Age      time.Duration
+
+	CPU        CPUState
+	Memory     MemoryState
+	Disk       DiskState
+	Network    NetworkState
+	Containers ContainerState
+
+	// Missing names the signals (recording rules) that had no value.
+	Missing []string
+}
+
+// CPUState is CPU capacity and load.
+type CPUState struct {
+	Cores           float64
+	Utilisation     float64 // 5m average, 0..1
+	PeakUtilisation float64 // max over 15m, 0..1
+	Load1PerCPU     float64
+	Load5PerCPU     float64
+	Load15PerCPU    float64
+}
+
+// MemoryState is memory capacity and use.
+type MemoryState struct {
+	TotalBytes     float64
+	AvailableBytes float64
+	PeakUsedBytes  float64 // max of total−available over 15m
+}
+
+// DiskState is the root filesystem and the server's own threshold.
+type DiskState struct {
+	SizeBytes      float64
+	AvailableBytes float64
+	// ThresholdRatio is the server's disk usage threshold (0..1).
+	ThresholdRatio float64
+}
+
+// NetworkState is traffic and connections, summed over real devices.
+type NetworkState struct {
+	ReceiveBytesPerSecond  float64
+	TransmitBytesPerSecond float64
+	ReceiveBytesTotal      float64
+	TransmitBytesTotal     float64
+	EstablishedConnections float64
+}
+
+// ContainerState is what runs on the server: declared limits and use.
+type ContainerState struct {
+	Running int
+	// LimitedCPUCores and LimitedMemoryBytes sum the limits of containers
+	// that declare one; UnlimitedCPU and UnlimitedMemory count the others,
+	// which the policy charges with a default request each.
+	LimitedCPUCores    float64
+	LimitedMemoryBytes float64
+	UnlimitedCPU       int
+	UnlimitedMemory    int
+	UsedCPUCores       float64
+	WorkingSetBytes    float64
+	BuildsActive       int
+}
+
+// OrganizationUsage is one organization's usage as the recording rules see
+// it (reservations are added by the quota logic, not here).
+type OrganizationUsage struct {
+	Name               string
+	Servers            int
+	Applications       int
+	LimitedCPUCores    float64
+	LimitedMemoryBytes float64
+	UnlimitedCPU       int
+	UnlimitedMemory    int
+	// ApplicationIDs lists the distinct application ids, so a check can
+	// tell whether a deployment adds a new application.
+	ApplicationIDs []string
+}
