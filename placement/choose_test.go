@@ -1,0 +1,271 @@
+package placement
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+func fleet(servers ...*ServerState) *Snapshot {
+	snap := &Snapshot{Taken: testNow, Servers: map[string]*ServerState{}}
+	for _, s := range servers {
+		snap.Servers[s.Name] = s
+	}
+	return snap
+}
+
+func busy(cpu float64, mem float64) func(*ServerState) {
+	return func(s *ServerState) {
+		s.CPU.PeakUtilisation = cpu
+		s.Memory.PeakUsedBytes = mem * s.Memory.TotalBytes
+	}
+}
+
+func TestChooseSpreadVsPack(t *testing.T) {
+	p := DefaultPolicy()
+	snap := fleet(
+		server("empty"),
+		server("half", busy(0.45, 0.45)),
+		server("full", busy(0.85, 0.85)), // room 0.2 cores: too small for the request
+	)
+	req := &Request{Kind: KindDeployment, Requirements: Resources{CPU: 0.5, Memory: 512 * mib}}
+
+	spread := p.Choose(snap, req, nil, 1)
+	if spread.Chosen != "empty" || spread.Strategy != StrategySpread {
+		t.Errorf("spread chose %q (%s), ranking %+v", spread.Chosen, spread.Strategy, spread.Ranking)
+	}
+	req.Strategy = StrategyPack
+	pack := p.Choose(snap, req, nil, 1)
+	if pack.Chosen != "half" || pack.Strategy != StrategyPack {
+		t.Errorf("pack chose %q, ranking %+v", pack.Chosen, pack.Ranking)
+	}
+	for _, d := range []*Decision{spread, pack} {
+		if len(d.Ranking) != 2 || d.Ranking[0].Score <= d.Ranking[1].Score || d.Score != d.Ranking[0].Score {
+			t.Errorf("%s ranking = %+v, want 2 servers best first", d.Strategy, d.Ranking)
+		}
+		if len(d.Rejected) != 1 || d.Rejected[0].Server != "full" || !slices.Equal(d.Rejected[0].Reasons, []Reason{ReasonInsufficientCPU, ReasonInsufficientMemory}) {
+			t.Errorf("rejected = %+v", d.Rejected)
+		}
+	}
+
+	// The policy's strategy applies when the request names none.
+	pp, err := ParsePolicy([]byte("scoring: {strategy: pack}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Strategy = ""
+	if d := pp.Choose(snap, req, nil, 1); d.Chosen != "half" || d.Strategy != StrategyPack {
+		t.Errorf("policy pack chose %q", d.Chosen)
+	}
+}
+
+func TestScoreBounds(t *testing.T) {
+	p := DefaultPolicy()
+	dims := p.FitResources(server("a"), Resources{}, Resources{})
+	if got := p.Score(StrategySpread, dims); got != 100 {
+		t.Errorf("spread score of an empty server = %v, want 100", got)
+	}
+	if got := p.Score(StrategyPack, dims); got != 0 {
+		t.Errorf("pack score of an empty server = %v, want 0", got)
+	}
+	// Filling the whole room: spread 0, pack 100.
+	dims = p.FitResources(server("a"), Resources{CPU: 3.6, Memory: 7730941132, Disk: 80 * gib}, Resources{})
+	if got := p.Score(StrategySpread, dims); got != 0 {
+		t.Errorf("spread score of a filled server = %v, want 0", got)
+	}
+	if got := p.Score(StrategyPack, dims); got != 100 {
+		t.Errorf("pack score of a filled server = %v, want 100", got)
+	}
+}
+
+func TestChooseReservationsShiftChoice(t *testing.T) {
+	p := DefaultPolicy()
+	snap := fleet(server("a"), server("b"))
+	req := &Request{Kind: KindDeployment, Requirements: Resources{CPU: 1, Memory: gib}}
+	d := p.Choose(snap, req, map[string]Resources{"a": {CPU: 2, Memory: 4 * gib}}, 7)
+	if d.Chosen != "b" {
+		t.Errorf("chose %q although a holds reservations: %+v", d.Chosen, d.Ranking)
+	}
+	d = p.Choose(snap, &Request{Kind: KindDeployment, Requirements: Resources{CPU: 2}}, map[string]Resources{"a": {CPU: 3}}, 7)
+	if d.Chosen != "b" || len(d.Rejected) != 1 || d.Rejected[0].Reasons[0] != ReasonInsufficientCPU {
+		t.Errorf("reservation did not make a unfit: %+v", d)
+	}
+}
+
+func TestChooseSummary(t *testing.T) {
+	p := DefaultPolicy()
+	var servers []*ServerState
+	for i := range 3 {
+		servers = append(servers, server(fmt.Sprintf("ok-%d", i)))
+	}
+	for i := range 5 {
+		servers = append(servers, server(fmt.Sprintf("mem-%d", i), busy(0, 0.95)))
+	}
+	for i := range 4 {
+		servers = append(servers, server(fmt.Sprintf("stale-%d", i), func(s *ServerState) { s.Age = 5 * time.Minute }))
+	}
+	d := p.Choose(fleet(servers...), &Request{Kind: KindDeployment, Requirements: Resources{Memory: gib}}, nil, 1)
+	if want := "3/12 servers can take this deployment: 5 insufficient memory, 4 metrics stale"; d.Summary != want {
+		t.Errorf("summary = %q, want %q", d.Summary, want)
+	}
+	if d.Considered != 12 || len(d.Ranking) != 3 || len(d.Rejected) != 9 {
+		t.Errorf("considered %d, ranked %d, rejected %d", d.Considered, len(d.Ranking), len(d.Rejected))
+	}
+
+	if got := Summary(0, 0, KindBuild, nil); got != "0/0 servers can take this build" {
+		t.Errorf("empty summary = %q", got)
+	}
+	// Ties in count are ordered by code; a server with two reasons counts twice.
+	got := Summary(1, 3, KindDeployment, []Rejected{
+		{Reasons: []Reason{ReasonInsufficientMemory, ReasonInsufficientCPU}},
+		{Reasons: []Reason{ReasonWrongRole}},
+	})
+	if want := "1/3 servers can take this deployment: 1 insufficient cpu, 1 insufficient memory, 1 wrong role"; got != want {
+		t.Errorf("summary = %q, want %q", got, want)
+	}
+}
+
+func TestChooseExcludesBuildStaleMissing(t *testing.T) {
+	p := DefaultPolicy()
+	snap := fleet(
+		server("app", busy(0.7, 0.7)),
+		// Each of these would win on room if it were eligible.
+		server("build", func(s *ServerState) { s.Role = RoleBuild }),
+		server("stale", func(s *ServerState) { s.Age = 3 * time.Minute }),
+		server("gone", func(s *ServerState) { s.Age = 2 * time.Hour }),
+		server("partial", func(s *ServerState) { s.Missing = []string{"server:node_cpus:count"} }),
+	)
+	for seed := range uint64(50) {
+		d := p.Choose(snap, &Request{Kind: KindDeployment, Requirements: Resources{CPU: 0.1}}, nil, seed)
+		if d.Chosen != "app" {
+			t.Fatalf("seed %d chose %q", seed, d.Chosen)
+		}
+	}
+	d := p.Choose(snap, &Request{Kind: KindDeployment, Requirements: Resources{CPU: 0.1}}, nil, 0)
+	want := map[string]Reason{"build": ReasonWrongRole, "stale": ReasonMetricsStale, "gone": ReasonMetricsMissing, "partial": ReasonMetricsMissing}
+	for _, r := range d.Rejected {
+		if want[r.Server] != r.Reasons[0] || len(r.Reasons) != 1 {
+			t.Errorf("%s rejected for %v, want %v", r.Server, r.Reasons, want[r.Server])
+		}
+		delete(want, r.Server)
+	}
+	if len(want) != 0 {
+		t.Errorf("not rejected: %v", want)
+	}
+}
+
+func TestChooseCandidates(t *testing.T) {
+	p := DefaultPolicy()
+	snap := fleet(server("a"), server("b", busy(0.5, 0.5)), server("c"))
+	d := p.Choose(snap, &Request{Kind: KindDeployment, Candidates: []string{"b", "nope", "b"}}, nil, 1)
+	if d.Chosen != "b" || d.Considered != 2 {
+		t.Errorf("chose %q of %d considered", d.Chosen, d.Considered)
+	}
+	if len(d.Rejected) != 1 || d.Rejected[0].Server != "nope" || d.Rejected[0].Reasons[0] != ReasonServerNotFound {
+		t.Errorf("rejected = %+v", d.Rejected)
+	}
+	if d.Summary != "1/2 servers can take this deployment: 1 server not found" {
+		t.Errorf("summary = %q", d.Summary)
+	}
+	none := p.Choose(snap, &Request{Kind: KindDeployment, Requirements: Resources{CPU: 1000}}, nil, 1)
+	if none.Chosen != "" || none.Score != 0 || len(none.Ranking) != 0 || none.Summary != "0/3 servers can take this deployment: 3 insufficient cpu" {
+		t.Errorf("impossible request: %+v", none)
+	}
+}
+
+// TestChooseTieBreak: equally good servers are picked by seed, so a burst
+// of identical requests spreads; a seed always gives the same server; a
+// server clearly worse than the best is never picked.
+func TestChooseTieBreak(t *testing.T) {
+	p := DefaultPolicy()
+	var servers []*ServerState
+	for i := range 10 {
+		// Scores differ by less than the 5-point tolerance.
+		servers = append(servers, server(fmt.Sprintf("s%02d", i), busy(float64(i)*0.003, 0)))
+	}
+	servers = append(servers, server("worse", busy(0.5, 0.5)))
+	snap := fleet(servers...)
+	req := &Request{Kind: KindDeployment, Requirements: Resources{CPU: 0.5}}
+
+	counts := map[string]int{}
+	for seed := range uint64(500) {
+		d := p.Choose(snap, req, nil, seed)
+		counts[d.Chosen]++
+		if again := p.Choose(snap, req, nil, seed); again.Chosen != d.Chosen {
+			t.Fatalf("seed %d chose %q then %q", seed, d.Chosen, again.Chosen)
+		}
+		if d.Ranking[len(d.Ranking)-1].Server != "worse" {
+			t.Fatalf("the clearly worse server is not last: %+v", d.Ranking)
+		}
+	}
+	if counts["worse"] != 0 {
+		t.Errorf("worse server chosen %d times", counts["worse"])
+	}
+	if len(counts) != 10 {
+		t.Errorf("500 seeds used only %d of 10 equal servers: %v", len(counts), counts)
+	}
+	for s, n := range counts {
+		// Uniform would be 50 each; a herd would put hundreds on one.
+		if n > 150 {
+			t.Errorf("%s chosen %d/500 times: herding", s, n)
+		}
+	}
+
+	// Zero tolerance: the strictly best wins whatever the seed.
+	strict, err := ParsePolicy([]byte("scoring: {tie_tolerance: 0}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seed := range uint64(20) {
+		if d := strict.Choose(snap, req, nil, seed); d.Chosen != "s00" {
+			t.Fatalf("tolerance 0, seed %d chose %q", seed, d.Chosen)
+		}
+	}
+	if SeedFromKey("k1") == SeedFromKey("k2") || SeedFromKey("k1") != SeedFromKey("k1") {
+		t.Error("SeedFromKey is not a function of the key")
+	}
+}
+
+func TestRequestValidate(t *testing.T) {
+	p := DefaultPolicy()
+	for _, tc := range []struct {
+		req   Request
+		field string
+	}{
+		{Request{Kind: "vm"}, "kind"},
+		{Request{Kind: KindDeployment, Strategy: "random"}, "strategy"},
+		{Request{Kind: KindDeployment, TTL: -time.Second}, "ttl"},
+		{Request{Kind: KindDeployment, TTL: 25 * time.Hour}, "ttl"},
+		{Request{Kind: KindDeployment, Candidates: []string{"a", ""}}, "candidates[1]"},
+		{Request{Kind: KindDeployment, Requirements: Resources{Memory: -1}}, "requirements"},
+	} {
+		err := tc.req.Validate(p)
+		fe, ok := err.(*FieldError)
+		if !ok || fe.Field != tc.field {
+			t.Errorf("%+v: err = %v, want field %q", tc.req, err, tc.field)
+		}
+	}
+	if err := (&Request{Kind: KindBuild, TTL: time.Hour}).Validate(p); err != nil {
+		t.Errorf("valid request: %v", err)
+	}
+}
+
+// BenchmarkChoose measures one deployment decision over 1000 servers, in
+// memory (no reservations written).
+func BenchmarkChoose(b *testing.B) {
+	p := DefaultPolicy()
+	var servers []*ServerState
+	for i := range 1000 {
+		servers = append(servers, server(fmt.Sprintf("s%04d", i), busy(float64(i%90)/100, float64(i%80)/100)))
+	}
+	snap := fleet(servers...)
+	req := &Request{Kind: KindDeployment, Requirements: Resources{CPU: 0.5, Memory: 512 * mib}}
+	reserved := map[string]Resources{"s0001": {CPU: 1}}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if d := p.Choose(snap, req, reserved, uint64(i)); d.Chosen == "" {
+			b.Fatal("nothing chosen")
+		}
+	}
+}

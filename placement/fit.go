@@ -1,0 +1,258 @@
+package placement
+
+import (
+	"math"
+	"slices"
+	"strings"
+)
+
+// Reason is a machine-readable code saying why a server cannot take a
+// placement. Codes are part of the API: add, never rename.
+type Reason string
+
+// Reason codes.
+const (
+	ReasonInsufficientCPU    Reason = "insufficient_cpu"
+	ReasonInsufficientMemory Reason = "insufficient_memory"
+	// ReasonInsufficientDisk: the filesystem cannot physically hold the request.
+	ReasonInsufficientDisk Reason = "insufficient_disk"
+	// ReasonDiskThreshold: it could hold it, but the server would end above
+	// its own disk threshold (or already is).
+	ReasonDiskThreshold Reason = "disk_threshold"
+	// ReasonMetricsStale: the server's newest sample is older than
+	// freshness.fresh.
+	ReasonMetricsStale Reason = "metrics_stale"
+	// ReasonMetricsMissing: older than freshness.stale, never seen, or a
+	// signal fit needs has no value.
+	ReasonMetricsMissing Reason = "metrics_missing"
+	// ReasonServerNotFound: a named server (check, candidates) is not in
+	// the fleet.
+	ReasonServerNotFound Reason = "server_not_found"
+	// ReasonWrongRole: build servers never take deployments, and only build
+	// servers take builds.
+	ReasonWrongRole Reason = "wrong_role"
+	// ReasonAtBuildCapacity: the build server runs as many builds as its cap.
+	ReasonAtBuildCapacity Reason = "at_build_capacity"
+)
+
+// Text is the code as words, for summaries: "insufficient memory".
+func (r Reason) Text() string { return strings.ReplaceAll(string(r), "_", " ") }
+
+// Kind is what is being placed.
+type Kind string
+
+// Placement kinds.
+const (
+	KindDeployment Kind = "deployment"
+	KindBuild      Kind = "build"
+)
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool { return k == KindDeployment || k == KindBuild }
+
+// Server roles as published in berth_server_info.
+const (
+	RoleApp   = "app"
+	RoleBuild = "build"
+)
+
+// RoleAllows reports whether a server of role may take a placement of kind:
+// build servers take builds only (Coolify never deploys to them); every
+// other role takes deployments only.
+func RoleAllows(role string, kind Kind) bool {
+	if kind == KindBuild {
+		return role == RoleBuild
+	}
+	return role != RoleBuild
+}
+
+// Freshness is how current a server's data is.
+type Freshness string
+
+// Freshness states.
+const (
+	Fresh   Freshness = "fresh"
+	Stale   Freshness = "stale"
+	Missing Freshness = "missing"
+)
+
+// fitSignals are the recording rules fit cannot decide without. Container
+// sums are not among them: with no container running they have no series,
+// which means zero.
+var fitSignals = []string{
+	"server:node_cpus:count",
+	"server:node_cpu_utilisation:max15m",
+	"server:node_memory_total:bytes",
+	"server:node_memory_used_bytes:max15m",
+	"server:node_filesystem_size:bytes_root",
+	"server:node_filesystem_avail:bytes_root",
+}
+
+// FreshnessOf classifies a server by the age of its newest sample, and as
+// Missing when a signal fit needs has no value or a capacity reads zero
+// (no server has zero CPUs: a zero is absent data).
+func (p *Policy) FreshnessOf(s *ServerState) Freshness {
+	switch {
+	case s.LastSeen.IsZero() || s.Age > p.Freshness.Stale:
+		return Missing
+	case s.Age > p.Freshness.Fresh:
+		return Stale
+	}
+	for _, m := range s.Missing {
+		if slices.Contains(fitSignals, m) {
+			return Missing
+		}
+	}
+	if s.CPU.Cores <= 0 || s.Memory.TotalBytes <= 0 || s.Disk.SizeBytes <= 0 {
+		return Missing
+	}
+	return Fresh
+}
+
+// Dimension is a resource dimension.
+type Dimension string
+
+// Dimensions, in the order results list them.
+const (
+	DimensionCPU    Dimension = "cpu"
+	DimensionMemory Dimension = "memory"
+	DimensionDisk   Dimension = "disk"
+)
+
+// DimensionFit explains one dimension of a fit. CPU is in cores, memory
+// and disk in bytes.
+type DimensionFit struct {
+	Dimension Dimension `json:"dimension"`
+	Requested float64   `json:"requested"`
+	// Available is what placements may still take: usable − used −
+	// reserved, never below zero.
+	Available float64 `json:"available"`
+	Capacity  float64 `json:"capacity"`
+	// Usable is capacity × the ceiling (max utilisation, and for disk the
+	// server's threshold).
+	Usable float64 `json:"usable"`
+	// Used is max(Observed, Allocated): the recent peak or the declared
+	// limits, whichever is higher.
+	Used      float64 `json:"used"`
+	Observed  float64 `json:"observed"`
+	Allocated float64 `json:"allocated"`
+	Reserved  float64 `json:"reserved"`
+	Fits      bool    `json:"fits"`
+	Reason    Reason  `json:"reason,omitempty"`
+
+	// room is usable − used − reserved, possibly negative; scores use it.
+	room float64
+}
+
+// FitResult is whether one server can take a request, and why not.
+type FitResult struct {
+	Server    string    `json:"server"`
+	Fits      bool      `json:"fits"`
+	Freshness Freshness `json:"freshness,omitempty"`
+	Reasons   []Reason  `json:"reasons,omitempty"`
+	// Dimensions is empty when the server was refused before resources
+	// were compared (unknown, wrong role, not fresh).
+	Dimensions []DimensionFit `json:"dimensions,omitempty"`
+}
+
+// Dimension returns the result for d, or nil.
+func (f *FitResult) Dimension(d Dimension) *DimensionFit {
+	for i := range f.Dimensions {
+		if f.Dimensions[i].Dimension == d {
+			return &f.Dimensions[i]
+		}
+	}
+	return nil
+}
+
+// FitServer decides whether server s (nil: not in the fleet) can take a
+// placement of kind needing req, given what open reservations already hold
+// on it. It is the whole feasibility pipeline: existence, role, freshness,
+// then every resource dimension, each failing one named.
+func (p *Policy) FitServer(name string, s *ServerState, kind Kind, req, reserved Resources) FitResult {
+	res := FitResult{Server: name}
+	if s == nil {
+		res.Reasons = []Reason{ReasonServerNotFound}
+		return res
+	}
+	if !RoleAllows(s.Role, kind) {
+		res.Reasons = []Reason{ReasonWrongRole}
+		return res
+	}
+	res.Freshness = p.FreshnessOf(s)
+	switch res.Freshness {
+	case Stale:
+		res.Reasons = []Reason{ReasonMetricsStale}
+		return res
+	case Missing:
+		res.Reasons = []Reason{ReasonMetricsMissing}
+		return res
+	}
+	res.Dimensions = p.FitResources(s, req, reserved)
+	res.Fits = true
+	for _, d := range res.Dimensions {
+		if !d.Fits {
+			res.Fits = false
+			res.Reasons = append(res.Reasons, d.Reason)
+		}
+	}
+	return res
+}
+
+// FitResources compares req with each dimension of a fresh server:
+// requested ≤ usable − max(observed peak, allocated) − reserved. Builds
+// reuse it and pick the dimensions they care about.
+func (p *Policy) FitResources(s *ServerState, req, reserved Resources) []DimensionFit {
+	def := p.Fit.DefaultRequest
+
+	cpuCap := s.CPU.Cores
+	cpu := dimension(DimensionCPU, float64(req.CPU), cpuCap, cpuCap*p.Fit.MaxUtilisation.CPU,
+		s.CPU.PeakUtilisation*cpuCap,
+		s.Containers.LimitedCPUCores+float64(s.Containers.UnlimitedCPU)*float64(def.CPU),
+		float64(reserved.CPU), ReasonInsufficientCPU)
+
+	memCap := s.Memory.TotalBytes
+	mem := dimension(DimensionMemory, float64(req.Memory), memCap, memCap*p.Fit.MaxUtilisation.Memory,
+		s.Memory.PeakUsedBytes,
+		s.Containers.LimitedMemoryBytes+float64(s.Containers.UnlimitedMemory)*float64(def.Memory),
+		float64(reserved.Memory), ReasonInsufficientMemory)
+
+	// Disk has no declared allocations; its ceiling is the lower of the
+	// policy's and the server's own threshold, as Coolify alerts on the
+	// latter.
+	diskCap := s.Disk.SizeBytes
+	threshold := s.Disk.ThresholdRatio
+	if threshold <= 0 || threshold > 1 {
+		threshold = p.Fit.DefaultDiskThreshold
+	}
+	ceiling := math.Min(p.Fit.MaxUtilisation.Disk, threshold)
+	diskUsed := math.Max(diskCap-s.Disk.AvailableBytes, 0)
+	disk := dimension(DimensionDisk, float64(req.Disk), diskCap, diskCap*ceiling,
+		diskUsed, 0, float64(reserved.Disk), ReasonDiskThreshold)
+	if physical := s.Disk.AvailableBytes - float64(reserved.Disk); float64(req.Disk) > physical {
+		disk.Fits, disk.Reason = false, ReasonInsufficientDisk
+	}
+	return []DimensionFit{cpu, mem, disk}
+}
+
+func dimension(d Dimension, requested, capacity, usable, observed, allocated, reserved float64, reason Reason) DimensionFit {
+	used := math.Max(observed, allocated)
+	room := usable - used - reserved
+	f := DimensionFit{
+		Dimension: d,
+		Requested: requested,
+		Available: math.Max(room, 0),
+		Capacity:  capacity,
+		Usable:    usable,
+		Used:      used,
+		Observed:  observed,
+		Allocated: allocated,
+		Reserved:  reserved,
+		Fits:      requested <= room,
+		room:      room,
+	}
+	if !f.Fits {
+		f.Reason = reason
+	}
+	return f
+}

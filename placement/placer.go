@@ -1,0 +1,228 @@
+package placement
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+)
+
+// PolicySource gives the current policy; *PolicyStore is one.
+type PolicySource interface {
+	Policy() *Policy
+}
+
+// Decider turns a fleet snapshot and the open reservations into a
+// decision for a request. The deployment decider is Policy.Choose; build
+// placement supplies its own (least loaded build server, build caps).
+type Decider interface {
+	Decide(p *Policy, snap *Snapshot, req *Request, open []Reservation, seed uint64) *Decision
+}
+
+// DeciderFunc adapts a function to Decider.
+type DeciderFunc func(p *Policy, snap *Snapshot, req *Request, open []Reservation, seed uint64) *Decision
+
+// Decide calls f.
+func (f DeciderFunc) Decide(p *Policy, snap *Snapshot, req *Request, open []Reservation, seed uint64) *Decision {
+	return f(p, snap, req, open, seed)
+}
+
+// DeploymentDecider chooses a server for a deployment with Policy.Choose,
+// counting every open reservation on each server.
+var DeploymentDecider Decider = DeciderFunc(func(p *Policy, snap *Snapshot, req *Request, open []Reservation, seed uint64) *Decision {
+	return p.Choose(snap, req, ReservedByServer(open), seed)
+})
+
+// ReservedByServer sums reservations per server.
+func ReservedByServer(open []Reservation) map[string]Resources {
+	out := map[string]Resources{}
+	for _, r := range open {
+		out[r.Server] = out[r.Server].Add(r.Resources)
+	}
+	return out
+}
+
+// AdmissionInput is what an admission check sees: the decision about to be
+// returned (and reserved, when asked) and the same open reservations the
+// decision was made with.
+type AdmissionInput struct {
+	Policy   *Policy
+	Snapshot *Snapshot
+	Request  *Request
+	Decision *Decision
+	Open     []Reservation
+}
+
+// Admission is a check that runs inside the placement critical section
+// after a server was chosen and before the reservation is written, so what
+// it allows cannot be overshot by concurrent placements (organization
+// quotas are one). A non-nil error refuses the placement; Place returns it
+// as is, so the caller can tell it apart with errors.As.
+type Admission interface {
+	Admit(in *AdmissionInput) error
+}
+
+// AdmissionFunc adapts a function to Admission.
+type AdmissionFunc func(in *AdmissionInput) error
+
+// Admit calls f.
+func (f AdmissionFunc) Admit(in *AdmissionInput) error { return f(in) }
+
+// Placer makes placement decisions and reservations atomically: it holds
+// the reservation store's lock from reading the open reservations, through
+// fit, score and admission checks, to writing the new reservation, so N
+// concurrent reserving placements against room for K get exactly min(N, K).
+type Placer struct {
+	policies   PolicySource
+	store      *ReservationStore
+	admissions []Admission
+}
+
+// NewPlacer returns a Placer over a policy source and a reservation store;
+// admissions run, in order, inside every placement's critical section.
+func NewPlacer(policies PolicySource, store *ReservationStore, admissions ...Admission) *Placer {
+	return &Placer{policies: policies, store: store, admissions: admissions}
+}
+
+// Store is the reservation store the placer writes to.
+func (pl *Placer) Store() *ReservationStore { return pl.store }
+
+// Place decides where a deployment goes (and reserves when asked).
+func (pl *Placer) Place(snap *Snapshot, req Request) (*Decision, error) {
+	return pl.PlaceWith(snap, req, DeploymentDecider)
+}
+
+// PlaceWith decides with d and, when req.Reserve is set and a server was
+// chosen, reserves req.Requirements on it, atomically. A request with an
+// idempotency key that reserved before gets that first answer again
+// (Replayed set, the reservation as it is now); the same key with a
+// different request is ErrIdempotencyConflict. Without a reservation the
+// key only seeds the tie-break, so a retry over the same snapshot gets the
+// same server.
+//
+// A decision with no server chosen is not an error. Errors are invalid
+// requests (*FieldError), ErrIdempotencyConflict, an admission's refusal,
+// or a failure to persist the reservation.
+func (pl *Placer) PlaceWith(snap *Snapshot, req Request, d Decider) (*Decision, error) {
+	p := pl.policies.Policy()
+	if err := req.Validate(p); err != nil {
+		return nil, err
+	}
+	if snap == nil {
+		return nil, errors.New("no fleet snapshot")
+	}
+	seed := rand.Uint64()
+	if req.IdempotencyKey != "" {
+		seed = SeedFromKey(req.IdempotencyKey)
+	}
+	fp := req.fingerprint()
+
+	// Only a reserving placement writes; the others share a read lock and
+	// run in parallel.
+	run := pl.store.View
+	if req.Reserve {
+		run = pl.store.Update
+	}
+	var out *Decision
+	err := run(func(tx *ReservationTx) error {
+		if req.Reserve && req.IdempotencyKey != "" {
+			if res, answer, prevFP, ok := tx.Lookup(req.IdempotencyKey); ok {
+				if prevFP != fp {
+					return fmt.Errorf("%w: %s", ErrIdempotencyConflict, req.IdempotencyKey)
+				}
+				replay := *answer
+				replay.Reservation = &res
+				replay.Replayed = true
+				out = &replay
+				return nil
+			}
+		}
+		open := tx.Open()
+		dec := d.Decide(p, snap, &req, open, seed)
+		if dec.Chosen == "" {
+			out = dec
+			return nil
+		}
+		in := &AdmissionInput{Policy: p, Snapshot: snap, Request: &req, Decision: dec, Open: open}
+		for _, a := range pl.admissions {
+			if err := a.Admit(in); err != nil {
+				return err
+			}
+		}
+		if req.Reserve {
+			ttl := req.TTL
+			if ttl == 0 {
+				ttl = p.Reservations.DefaultTTL
+			}
+			state := StateActive
+			if req.Kind == KindBuild {
+				state = StateQueued
+			}
+			r, err := tx.Insert(Reservation{
+				Kind:           req.Kind,
+				Server:         dec.Chosen,
+				Organization:   req.Organization,
+				ApplicationID:  req.ApplicationID,
+				Resources:      req.Requirements,
+				State:          state,
+				IdempotencyKey: req.IdempotencyKey,
+				Score:          dec.Score,
+				ExpiresAt:      tx.Now().Add(ttl),
+			}, fp, dec)
+			if err != nil {
+				return err
+			}
+			dec.Reservation = &r
+		}
+		out = dec
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Check answers whether one named server can take req now, counting the
+// open reservations on it.
+func (pl *Placer) Check(snap *Snapshot, server string, kind Kind, req Resources) FitResult {
+	p := pl.policies.Policy()
+	reserved := ReservedByServer(pl.store.List())[server]
+	var s *ServerState
+	if snap != nil {
+		s = snap.Servers[server]
+	}
+	return p.FitServer(server, s, kind, req, reserved)
+}
+
+// Confirm records that a reserved deployment runs; the reservation keeps
+// counting for the policy's confirm grace at most.
+func (pl *Placer) Confirm(id string) (Reservation, error) {
+	return pl.store.Confirm(id, pl.policies.Policy().Reservations.ConfirmGrace)
+}
+
+// fingerprint identifies what a request asks, so an idempotency key reused
+// for a different request is caught.
+func (r *Request) fingerprint() string {
+	if r.Fingerprint != "" {
+		sum := sha256.Sum256([]byte(string(r.Kind) + "\x00" + r.Fingerprint))
+		return hex.EncodeToString(sum[:16])
+	}
+	c := slices.Sorted(slices.Values(r.Candidates))
+	v := struct {
+		Kind       Kind
+		Req        Resources
+		Candidates []string
+		Org, App   string
+		Strategy   Strategy
+		Reserve    bool
+		TTL        time.Duration
+	}{r.Kind, r.Requirements, slices.Compact(c), r.Organization, r.ApplicationID, r.Strategy, r.Reserve, r.TTL}
+	b, _ := json.Marshal(v) // plain values: cannot fail
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
+}
