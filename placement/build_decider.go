@@ -1,0 +1,207 @@
+package placement
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// BuildOutcome is what a build placement answered.
+type BuildOutcome string
+
+// Build placement outcomes.
+const (
+	// BuildPlaced: a build server was chosen.
+	BuildPlaced BuildOutcome = "placed"
+	// BuildFull: every build server that could take the build runs as many
+	// builds as its cap; the answer carries the shortest expected wait
+	// instead of overloading one.
+	BuildFull BuildOutcome = "full"
+	// BuildNoFit: no build server can take it (memory, disk, metrics).
+	BuildNoFit BuildOutcome = "no_fit"
+	// BuildOnDeploymentServer: the fleet has no build server at all; the
+	// deployment server builds, as Coolify does without one.
+	BuildOnDeploymentServer BuildOutcome = "build_on_deployment_server"
+)
+
+// BuildWait is when a full build server is expected to have a slot.
+type BuildWait struct {
+	Server        string    `json:"server"`
+	Seconds       float64   `json:"seconds"`
+	ExpectedStart time.Time `json:"expected_start"`
+}
+
+// BuildDecider chooses the least-loaded build server with room for a
+// build. It is a Decider for Placer.PlaceWith, so the choice and the
+// reservation are atomic: concurrent build placements see each other's
+// queued reservations and never put a server above its cap. Use one per
+// request: Decide leaves its explanation (loads, outcome, wait) in the
+// fields below.
+type BuildDecider struct {
+	// Expected gives the expected duration of an open build reservation;
+	// nil or unknown ids count as builds.default_profile's duration.
+	Expected func(id string) (time.Duration, bool)
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+
+	// Loads is every build server's load as the decision saw it.
+	Loads   []BuildLoad
+	Outcome BuildOutcome
+	// Wait is set when Outcome is BuildFull.
+	Wait *BuildWait
+}
+
+// Decide implements Decider. Only build servers are considered. A server
+// is rejected when it is not fresh (metrics_stale, metrics_missing), when
+// memory or disk (and CPU, when the request names CPU) do not fit the
+// build's requirements (insufficient_memory, insufficient_disk,
+// disk_threshold, insufficient_cpu), or when its running plus queued
+// builds reach its cap (at_build_capacity). The others are ranked by load
+// score, lowest first; servers within scoring.tie_tolerance of the best
+// are ordered by the seed's hash, as deployments are.
+func (d *BuildDecider) Decide(p *Policy, snap *Snapshot, req *Request, open []Reservation, seed uint64) *Decision {
+	now := time.Now()
+	if d.Now != nil {
+		now = d.Now()
+	}
+	names := BuildServers(snap)
+	dec := &Decision{Kind: KindBuild, Considered: len(names), Ranking: []Ranked{}, Rejected: []Rejected{}}
+	d.Loads, d.Wait, d.Outcome = []BuildLoad{}, nil, ""
+	reserved := ReservedByServer(open)
+	var full []BuildLoad
+	for _, name := range names {
+		s := snap.Servers[name]
+		load := p.BuildLoadOf(s, open)
+		d.Loads = append(d.Loads, load)
+		f := p.FitServer(name, s, KindBuild, req.Requirements, reserved[name])
+		if f.Freshness != Fresh {
+			dec.Rejected = append(dec.Rejected, Rejected{Server: name, Reasons: f.Reasons, Freshness: f.Freshness})
+			continue
+		}
+		dims := buildDimensions(f.Dimensions, req.Requirements.CPU > 0)
+		var reasons []Reason
+		for _, dm := range dims {
+			if !dm.Fits {
+				reasons = append(reasons, dm.Reason)
+			}
+		}
+		if load.Full() {
+			reasons = append(reasons, ReasonAtBuildCapacity)
+			if len(reasons) == 1 && load.ConcurrentBuilds > 0 {
+				full = append(full, load)
+			}
+		}
+		if len(reasons) > 0 {
+			dec.Rejected = append(dec.Rejected, Rejected{Server: name, Reasons: reasons, Freshness: f.Freshness, Dimensions: dims})
+			continue
+		}
+		dec.Ranking = append(dec.Ranking, Ranked{Server: name, Score: load.Score, Dimensions: dims})
+	}
+	// RankWithTieBreak puts higher scores first; a lower load is better.
+	for i := range dec.Ranking {
+		dec.Ranking[i].Score = -dec.Ranking[i].Score
+	}
+	RankWithTieBreak(dec.Ranking, p.Scoring.TieTolerance, seed)
+	for i := range dec.Ranking {
+		dec.Ranking[i].Score = -dec.Ranking[i].Score + 0 // +0 turns -0 into 0
+	}
+	dec.Summary = Summary(len(dec.Ranking), dec.Considered, KindBuild, dec.Rejected)
+	switch {
+	case len(names) == 0:
+		d.Outcome = BuildOnDeploymentServer
+		dec.Summary = "no build server in the fleet: build on the deployment server"
+	case len(dec.Ranking) > 0:
+		d.Outcome = BuildPlaced
+		dec.Chosen, dec.Score = dec.Ranking[0].Server, dec.Ranking[0].Score
+	case len(full) > 0:
+		d.Outcome = BuildFull
+		for _, l := range full {
+			w := d.waitFor(p, l, open, now)
+			if d.Wait == nil || w < time.Duration(d.Wait.Seconds*float64(time.Second)) {
+				d.Wait = &BuildWait{Server: l.Server, Seconds: w.Round(time.Second).Seconds(), ExpectedStart: now.Add(w).Round(time.Second).UTC()}
+			}
+		}
+		dec.Summary += fmt.Sprintf("; every build server with room for it is at its build cap, shortest expected wait %s on %s",
+			time.Duration(d.Wait.Seconds*float64(time.Second)), d.Wait.Server)
+	default:
+		d.Outcome = BuildNoFit
+	}
+	return dec
+}
+
+// buildDimensions keeps the dimensions a build is checked on: memory and
+// disk always, CPU only when the request names it (otherwise CPU is the
+// load score's business, and the cap's).
+func buildDimensions(dims []DimensionFit, withCPU bool) []DimensionFit {
+	out := []DimensionFit{}
+	for _, d := range dims {
+		if d.Dimension != DimensionCPU || withCPU {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// waitFor estimates when server l has a slot for one more build: every
+// running build ends at its start + expected duration (a build seen only
+// in metrics, whose start is unknown, is taken as half done: half the
+// default profile's duration left; a build past its expected end may end
+// any moment), queued builds take the freed slots first, in order, each
+// for its expected duration.
+func (d *BuildDecider) waitFor(p *Policy, l BuildLoad, open []Reservation, now time.Time) time.Duration {
+	def := p.Builds.Profiles[p.Builds.DefaultProfile].Duration
+	expected := func(id string) time.Duration {
+		if d.Expected != nil {
+			if e, ok := d.Expected(id); ok && e > 0 {
+				return e
+			}
+		}
+		return def
+	}
+	var ends []time.Time
+	var queued []Reservation
+	for _, r := range open {
+		if r.Server != l.Server || r.Kind != KindBuild {
+			continue
+		}
+		switch {
+		case r.State == StateQueued:
+			queued = append(queued, r)
+		case r.StartedAt != nil:
+			ends = append(ends, laterOf(now, r.StartedAt.Add(expected(r.ID))))
+		}
+	}
+	for range l.ActiveBuilds - len(ends) {
+		ends = append(ends, now.Add(def/2))
+	}
+	slices.SortFunc(queued, func(a, b Reservation) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	t := now
+	take := func() time.Time {
+		for len(ends) >= l.ConcurrentBuilds {
+			i := 0
+			for j := range ends {
+				if ends[j].Before(ends[i]) {
+					i = j
+				}
+			}
+			t = laterOf(t, ends[i])
+			ends = slices.Delete(ends, i, i+1)
+		}
+		return t
+	}
+	for _, q := range queued {
+		start := take()
+		ends = append(ends, start.Add(expected(q.ID)))
+	}
+	return take().Sub(now)
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}

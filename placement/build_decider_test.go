@@ -1,0 +1,216 @@
+package placement
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+func buildRequest(reserve bool) Request {
+	return Request{Kind: KindBuild, Requirements: Resources{Memory: 2 * gib, Disk: 4 * gib}, Reserve: reserve}
+}
+
+func decideBuild(t *testing.T, p *Policy, snap *Snapshot, open []Reservation) (*Decision, *BuildDecider) {
+	t.Helper()
+	d := &BuildDecider{Now: func() time.Time { return testNow }}
+	req := buildRequest(false)
+	return d.Decide(p, snap, &req, open, 1), d
+}
+
+func TestBuildDeciderLeastLoaded(t *testing.T) {
+	p := DefaultPolicy()
+	snap := fleet(
+		buildServer("busy", 80, 70, 0),
+		buildServer("calm", 10, 20, 0),
+		buildServer("mid", 40, 40, 0),
+		server("app-1"), // never considered for builds
+	)
+	dec, d := decideBuild(t, p, snap, nil)
+	if dec.Chosen != "calm" || d.Outcome != BuildPlaced {
+		t.Fatalf("chose %q (%s), want calm: %+v", dec.Chosen, d.Outcome, dec)
+	}
+	var order []string
+	for _, r := range dec.Ranking {
+		order = append(order, r.Server)
+	}
+	if !slices.Equal(order, []string{"calm", "mid", "busy"}) || dec.Considered != 3 {
+		t.Errorf("ranking %v (considered %d), want least loaded first over the 3 build servers", order, dec.Considered)
+	}
+	if dec.Score != 10*0.4+20*0.3 {
+		t.Errorf("score %v", dec.Score)
+	}
+	for _, r := range dec.Ranking {
+		for _, dm := range r.Dimensions {
+			if dm.Dimension == DimensionCPU {
+				t.Errorf("cpu checked although the request named none: %+v", r)
+			}
+		}
+	}
+
+	// Running builds weigh in: calm with two builds (cap 2) is full, and
+	// with one it loses to mid (15 points per build).
+	snap.Servers["calm"].Containers.BuildsActive = 1
+	if dec, _ := decideBuild(t, p, snap, nil); dec.Chosen != "mid" {
+		t.Errorf("calm with a running build: chose %s, want mid", dec.Chosen)
+	}
+	snap.Servers["calm"].Containers.BuildsActive = 2
+	dec, _ = decideBuild(t, p, snap, nil)
+	rejected := map[string][]Reason{}
+	for _, r := range dec.Rejected {
+		rejected[r.Server] = r.Reasons
+	}
+	if dec.Chosen != "mid" || !slices.Equal(rejected["calm"], []Reason{ReasonAtBuildCapacity}) {
+		t.Errorf("calm at its cap: chose %s, rejected %v", dec.Chosen, rejected)
+	}
+}
+
+func TestBuildDeciderRejections(t *testing.T) {
+	p := DefaultPolicy()
+	stale := buildServer("stale", 0, 0, 0)
+	stale.Age, stale.LastSeen = 5*time.Minute, testNow.Add(-5*time.Minute)
+	gone := buildServer("gone", 0, 0, 0)
+	gone.Age, gone.LastSeen = time.Hour, testNow.Add(-time.Hour)
+	small := buildServer("small", 0, 0, 0)
+	small.Memory = MemoryState{TotalBytes: 2 * gib, AvailableBytes: 2 * gib}
+	fullDisk := buildServer("fulldisk", 0, 0, 0)
+	fullDisk.Disk.AvailableBytes = 1 * gib
+	dec, d := decideBuild(t, p, fleet(stale, gone, small, fullDisk), nil)
+	want := map[string][]Reason{
+		"stale":    {ReasonMetricsStale},
+		"gone":     {ReasonMetricsMissing},
+		"small":    {ReasonInsufficientMemory},
+		"fulldisk": {ReasonInsufficientDisk},
+	}
+	if dec.Chosen != "" || d.Outcome != BuildNoFit || d.Wait != nil || len(dec.Rejected) != 4 {
+		t.Fatalf("decision %+v outcome %s", dec, d.Outcome)
+	}
+	for _, r := range dec.Rejected {
+		if !slices.Equal(r.Reasons, want[r.Server]) {
+			t.Errorf("%s: reasons %v, want %v", r.Server, r.Reasons, want[r.Server])
+		}
+	}
+	if dec.Summary != "0/4 servers can take this build: 1 insufficient disk, 1 insufficient memory, 1 metrics missing, 1 metrics stale" {
+		t.Errorf("summary %q", dec.Summary)
+	}
+
+	// CPU is checked when the request names it.
+	req := Request{Kind: KindBuild, Requirements: Resources{CPU: 100}}
+	dec = (&BuildDecider{}).Decide(p, fleet(buildServer("b", 0, 0, 0)), &req, nil, 1)
+	if dec.Chosen != "" || !slices.Equal(dec.Rejected[0].Reasons, []Reason{ReasonInsufficientCPU}) {
+		t.Errorf("100 cores: %+v", dec)
+	}
+}
+
+func TestBuildDeciderNoBuildServer(t *testing.T) {
+	dec, d := decideBuild(t, DefaultPolicy(), fleet(server("app-1"), server("app-2")), nil)
+	if dec.Chosen != "" || d.Outcome != BuildOnDeploymentServer || dec.Considered != 0 || len(dec.Rejected) != 0 {
+		t.Errorf("no build server: %+v, outcome %s", dec, d.Outcome)
+	}
+}
+
+func TestBuildDeciderFullGivesShortestWait(t *testing.T) {
+	p := DefaultPolicy() // cap 2, default profile 5m
+	started := func(server, id string, ago time.Duration) Reservation {
+		at := testNow.Add(-ago)
+		return Reservation{ID: id, Server: server, Kind: KindBuild, State: StateActive, StartedAt: &at, CreatedAt: at}
+	}
+	queued := func(server, id string, created time.Duration) Reservation {
+		return Reservation{ID: id, Server: server, Kind: KindBuild, State: StateQueued, CreatedAt: testNow.Add(-created)}
+	}
+	expected := map[string]time.Duration{"a1": 10 * time.Minute, "a2": 10 * time.Minute, "b1": 20 * time.Minute, "b2": 20 * time.Minute, "bq": 3 * time.Minute}
+	for _, tc := range []struct {
+		name   string
+		open   []Reservation
+		server string
+		wait   time.Duration
+	}{
+		// a: builds of 10m started 9m and 2m ago: a slot in 1m.
+		// b: builds of 20m started 19m30s and 18m ago: a slot in 30s.
+		{"earliest slot wins", []Reservation{
+			started("a", "a1", 9*time.Minute), started("a", "a2", 2*time.Minute),
+			started("b", "b1", 19*time.Minute+30*time.Second), started("b", "b2", 18*time.Minute),
+		}, "b", 30 * time.Second},
+		// b's slot at 30s goes to the queued 3m build; the next frees at
+		// 2m, later than a's.
+		{"queue ahead delays", []Reservation{
+			started("a", "a1", 9*time.Minute), started("a", "a2", 2*time.Minute),
+			started("b", "b1", 19*time.Minute+30*time.Second), started("b", "b2", 18*time.Minute), queued("b", "bq", time.Minute),
+		}, "a", time.Minute},
+		// Two queued on b: bq at 30s (ends 3m30s), bq2 (unknown: 5m) at 2m;
+		// ours at 3m30s. a is shorter still.
+		{"two queued", []Reservation{
+			started("a", "a1", 5*time.Minute), started("a", "a2", 4*time.Minute),
+			started("b", "b1", 19*time.Minute+30*time.Second), started("b", "b2", 18*time.Minute), queued("b", "bq", time.Minute), queued("b", "bq2", 0),
+		}, "b", 3*time.Minute + 30*time.Second},
+		{"overrunning builds may end now", []Reservation{
+			started("a", "a1", time.Hour), started("a", "a2", time.Hour),
+			started("b", "b1", 0), started("b", "b2", 0),
+		}, "a", 0},
+	} {
+		d := &BuildDecider{Now: func() time.Time { return testNow },
+			Expected: func(id string) (time.Duration, bool) { e, ok := expected[id]; return e, ok }}
+		req := buildRequest(false)
+		dec := d.Decide(p, fleet(buildServer("a", 0, 0, 0), buildServer("b", 0, 0, 0)), &req, tc.open, 1)
+		if dec.Chosen != "" || d.Outcome != BuildFull || d.Wait == nil {
+			t.Errorf("%s: %+v outcome %s", tc.name, dec, d.Outcome)
+			continue
+		}
+		if d.Wait.Server != tc.server || d.Wait.Seconds != tc.wait.Seconds() || !d.Wait.ExpectedStart.Equal(testNow.Add(tc.wait)) {
+			t.Errorf("%s: wait %+v, want %s on %s", tc.name, *d.Wait, tc.wait, tc.server)
+		}
+	}
+
+	// A build seen only in metrics is taken as half a default build (2m30s left).
+	d := &BuildDecider{Now: func() time.Time { return testNow }}
+	req := buildRequest(false)
+	d.Decide(p, fleet(buildServer("m", 0, 0, 2)), &req, nil, 1)
+	if d.Outcome != BuildFull || d.Wait.Seconds != 150 {
+		t.Errorf("metrics-only builds: %s %+v", d.Outcome, d.Wait)
+	}
+}
+
+// TestBuildPlacementRespectsCaps: many concurrent reserving build
+// placements over three build servers with a cap of 2 fill exactly 6
+// slots, none above its cap, and tell the rest to wait.
+func TestBuildPlacementRespectsCaps(t *testing.T) {
+	c := newClock()
+	pl := newPlacer(t, t.TempDir(), c)
+	snap := fleet(buildServer("b1", 10, 10, 0), buildServer("b2", 20, 20, 0), buildServer("b3", 30, 30, 1), server("app"))
+	const n = 20
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		outcomes = map[BuildOutcome]int{}
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := &BuildDecider{Now: c.Now}
+			req := buildRequest(true)
+			req.IdempotencyKey = fmt.Sprint("k", i)
+			dec, err := pl.PlaceWith(snap, req, d)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			outcomes[d.Outcome]++
+			if (dec.Reservation != nil) != (d.Outcome == BuildPlaced) || (d.Wait != nil) != (d.Outcome == BuildFull) {
+				t.Errorf("outcome %s with reservation %v, wait %v", d.Outcome, dec.Reservation, d.Wait)
+			}
+		}()
+	}
+	wg.Wait()
+	if outcomes[BuildPlaced] != 5 || outcomes[BuildFull] != n-5 {
+		t.Errorf("outcomes %v, want 5 placed (2+2+1 free slots) and the rest full", outcomes)
+	}
+	for _, l := range DefaultPolicy().BuildLoads(snap, pl.Store().List()) {
+		if l.ActiveBuilds+l.QueuedBuilds != l.ConcurrentBuilds {
+			t.Errorf("%s: %d active + %d queued, cap %d", l.Server, l.ActiveBuilds, l.QueuedBuilds, l.ConcurrentBuilds)
+		}
+	}
+}

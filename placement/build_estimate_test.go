@@ -1,0 +1,200 @@
+package placement
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func fptr(v float64) *float64 { return &v }
+
+func TestProfileEstimate(t *testing.T) {
+	p := DefaultPolicy()
+	for _, tc := range []struct {
+		name string
+		req  BuildEstimateRequest
+		// want
+		profile     string
+		cpu         float64
+		memory      Bytes
+		disk        Bytes
+		duration    time.Duration
+		adjustments []string
+	}{
+		// Each of the seed's profiles.
+		{"simple_static", BuildEstimateRequest{Profile: "simple_static"}, "simple_static", 30, 512 * mib, 1 * gib, 2 * time.Minute, nil},
+		{"node_application", BuildEstimateRequest{Profile: "node_application"}, "node_application", 60, 2 * gib, 4 * gib, 5 * time.Minute, nil},
+		{"docker_build", BuildEstimateRequest{Profile: "docker_build"}, "docker_build", 80, 4 * gib, 8 * gib, 10 * time.Minute, nil},
+		{"large_monorepo", BuildEstimateRequest{Profile: "large_monorepo"}, "large_monorepo", 90, 8 * gib, 16 * gib, 20 * time.Minute, nil},
+		{"default profile", BuildEstimateRequest{}, "node_application", 60, 2 * gib, 4 * gib, 5 * time.Minute, nil},
+		// Each adjustment.
+		{"dockerfile × 1.5 memory", BuildEstimateRequest{Profile: "docker_build", BuildPack: "dockerfile"}, "docker_build", 80, 6 * gib, 8 * gib, 10 * time.Minute, []string{"dockerfile_memory_factor"}},
+		{"other build packs unchanged", BuildEstimateRequest{Profile: "docker_build", BuildPack: "nixpacks"}, "docker_build", 80, 4 * gib, 8 * gib, 10 * time.Minute, nil},
+		{"repository > 100 MB × 2 duration", BuildEstimateRequest{Profile: "simple_static", RepositorySizeMB: fptr(250)}, "simple_static", 30, 512 * mib, 1 * gib, 4 * time.Minute, []string{"large_repository_duration_factor"}},
+		{"repository of exactly 100 MB unchanged", BuildEstimateRequest{Profile: "simple_static", RepositorySizeMB: fptr(100)}, "simple_static", 30, 512 * mib, 1 * gib, 2 * time.Minute, nil},
+		{"both", BuildEstimateRequest{BuildPack: "dockerfile", RepositorySizeMB: fptr(101)}, "node_application", 60, 3 * gib, 4 * gib, 10 * time.Minute, []string{"dockerfile_memory_factor", "large_repository_duration_factor"}},
+	} {
+		e, err := p.ProfileEstimate(tc.req)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		var adj []string
+		for _, a := range e.Adjustments {
+			adj = append(adj, a.Name)
+		}
+		if e.Source != EstimateFromProfile || e.Profile != tc.profile || e.CPUPercent != tc.cpu || e.Memory != tc.memory ||
+			e.Disk != tc.disk || e.Duration != tc.duration || e.DurationSeconds != tc.duration.Seconds() ||
+			strings.Join(adj, ",") != strings.Join(tc.adjustments, ",") || e.HistoryBuilds != 0 {
+			t.Errorf("%s: got %+v", tc.name, e)
+		}
+	}
+}
+
+func TestProfileEstimateFollowsPolicy(t *testing.T) {
+	p, err := ParsePolicy([]byte(`builds:
+  default_profile: tiny
+  profiles:
+    tiny: {cpu_percent: 5, memory: 100Mi, disk: 0, duration: 30s}
+  adjustments: {dockerfile_memory_factor: 3, large_repository_mb: 10, large_repository_duration_factor: 4}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := p.ProfileEstimate(BuildEstimateRequest{BuildPack: "dockerfile", RepositorySizeMB: fptr(11)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Profile != "tiny" || e.Memory != 300*mib || e.Duration != 2*time.Minute || e.CPUPercent != 5 {
+		t.Errorf("estimate %+v", e)
+	}
+}
+
+func TestBuildEstimateRequestValidate(t *testing.T) {
+	p := DefaultPolicy()
+	for _, tc := range []struct {
+		req   BuildEstimateRequest
+		field string
+	}{
+		{BuildEstimateRequest{Profile: "huge"}, "profile"},
+		{BuildEstimateRequest{BuildPack: "heroku"}, "build_pack"},
+		{BuildEstimateRequest{RepositorySizeMB: fptr(-1)}, "repository_size_mb"},
+		{BuildEstimateRequest{RepositorySizeMB: fptr(1e12)}, "repository_size_mb"},
+		{BuildEstimateRequest{ApplicationID: "a b"}, "application_id"},
+		{BuildEstimateRequest{ApplicationID: "a\x00"}, "application_id"},
+		{BuildEstimateRequest{ApplicationID: strings.Repeat("a", 257)}, "application_id"},
+	} {
+		_, err := p.ProfileEstimate(tc.req)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%+v: error %v, want a field error on %s", tc.req, err, tc.field)
+		}
+	}
+}
+
+func TestHistoryEstimate(t *testing.T) {
+	base, err := DefaultPolicy().ProfileEstimate(BuildEstimateRequest{BuildPack: "dockerfile", RepositorySizeMB: fptr(500)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(d time.Duration) FinishedBuild {
+		return FinishedBuild{ApplicationID: "app", Server: "b", StartedAt: testNow, EndedAt: testNow.Add(d)}
+	}
+	for _, tc := range []struct {
+		name     string
+		builds   []FinishedBuild
+		usages   []BuildUsage
+		source   string
+		n        int
+		memory   Bytes
+		cpu      float64
+		duration time.Duration
+	}{
+		{"no history: profile", nil, nil, EstimateFromProfile, 0, 3 * gib, 60, 10 * time.Minute},
+		{"history without containers: profile", []FinishedBuild{build(time.Minute)}, []BuildUsage{{}}, EstimateFromProfile, 0, 3 * gib, 60, 10 * time.Minute},
+		// 4 cores × 60 s = 240 core-seconds; 120 core-seconds used = 50 %.
+		{"one build", []FinishedBuild{build(time.Minute)}, []BuildUsage{{PeakMemoryBytes: 700 * mib, CPUSeconds: 120, ServerCores: 4}}, EstimateFromHistory, 1, 700 * mib, 50, time.Minute},
+		{"max memory, max cpu, median duration", []FinishedBuild{build(time.Minute), build(3 * time.Minute), build(2 * time.Minute)},
+			[]BuildUsage{{PeakMemoryBytes: 1 * gib, CPUSeconds: 60, ServerCores: 4}, {PeakMemoryBytes: 2 * gib, CPUSeconds: 90, ServerCores: 4}, {PeakMemoryBytes: 1.5 * gib, CPUSeconds: 480, ServerCores: 8}},
+			EstimateFromHistory, 3, 2 * gib, 50, 2 * time.Minute},
+		{"even count: mean of the middle two", []FinishedBuild{build(time.Minute), build(2 * time.Minute)},
+			[]BuildUsage{{PeakMemoryBytes: gib}, {PeakMemoryBytes: gib}}, EstimateFromHistory, 2, gib, 60, 90 * time.Second},
+		{"unusable ones skipped", []FinishedBuild{build(time.Minute), build(0)},
+			[]BuildUsage{{PeakMemoryBytes: 100 * mib, CPUSeconds: 24, ServerCores: 4}, {PeakMemoryBytes: 9 * gib}}, EstimateFromHistory, 1, 100 * mib, 10, time.Minute},
+	} {
+		e := HistoryEstimate(base, tc.builds, tc.usages)
+		if e.Source != tc.source || e.HistoryBuilds != tc.n || e.Memory != tc.memory || e.CPUPercent != tc.cpu || e.Duration != tc.duration {
+			t.Errorf("%s: got %+v", tc.name, e)
+		}
+		if e.Disk != base.Disk {
+			t.Errorf("%s: disk %v, want the profile's %v", tc.name, e.Disk, base.Disk)
+		}
+		if tc.source == EstimateFromHistory && len(e.Adjustments) != 0 {
+			t.Errorf("%s: history estimate keeps adjustments %v", tc.name, e.Adjustments)
+		}
+	}
+}
+
+// fakeHistory answers from a map by build id, or fails.
+type fakeHistory struct {
+	usage map[string]BuildUsage
+	err   error
+	asked []string
+}
+
+func (f *fakeHistory) BuildUsage(_ context.Context, b FinishedBuild) (BuildUsage, bool, error) {
+	f.asked = append(f.asked, b.ID)
+	if f.err != nil {
+		return BuildUsage{}, false, f.err
+	}
+	u, ok := f.usage[b.ID]
+	return u, ok, nil
+}
+
+func TestBuildEstimator(t *testing.T) {
+	p := DefaultPolicy()
+	records, err := OpenBuildRecords("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range HistoryBuilds + 3 {
+		start := testNow.Add(time.Duration(i) * time.Hour)
+		r := Reservation{ID: string(rune('a' + i)), Kind: KindBuild, ApplicationID: "app", Server: "b", StartedAt: &start}
+		if ok, err := records.Finish(r, start.Add(2*time.Minute)); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	h := &fakeHistory{usage: map[string]BuildUsage{"m": {PeakMemoryBytes: gib, CPUSeconds: 60, ServerCores: 1}}}
+	est := NewBuildEstimator(records, h, nil)
+
+	e, herr, err := est.Estimate(context.Background(), p, BuildEstimateRequest{ApplicationID: "app"})
+	if err != nil || herr != nil {
+		t.Fatal(err, herr)
+	}
+	if len(h.asked) != HistoryBuilds || h.asked[0] != "m" {
+		t.Errorf("asked about %v, want the %d newest builds, newest first", h.asked, HistoryBuilds)
+	}
+	if e.Source != EstimateFromHistory || e.HistoryBuilds != 1 || e.Memory != gib || e.CPUPercent != 50 || e.Duration != 2*time.Minute {
+		t.Errorf("history estimate %+v", e)
+	}
+
+	// Another application has no history: profile.
+	e, _, _ = est.Estimate(context.Background(), p, BuildEstimateRequest{ApplicationID: "other"})
+	if e.Source != EstimateFromProfile {
+		t.Errorf("application without builds: %+v", e)
+	}
+
+	// Prometheus failing degrades to the profile and says so.
+	h.err = errors.New("connection refused")
+	e, herr, err = est.Estimate(context.Background(), p, BuildEstimateRequest{ApplicationID: "app"})
+	if err != nil || herr == nil || e.Source != EstimateFromProfile || !strings.Contains(e.HistoryError, "connection refused") {
+		t.Errorf("history failing: %+v, %v, %v", e, herr, err)
+	}
+
+	// A bad request is an error, not a fallback.
+	if _, _, err := est.Estimate(context.Background(), p, BuildEstimateRequest{Profile: "nope"}); err == nil {
+		t.Error("unknown profile accepted")
+	}
+}

@@ -1,0 +1,220 @@
+package placement
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Bounds of the build records: enough history for estimates, small enough
+// to rewrite the whole file on every change.
+const (
+	maxFinishedPerApplication = 2 * HistoryBuilds
+	maxFinishedBuilds         = 10000
+	buildRecordsFile          = "builds.json"
+	buildRecordsVersion       = 1
+)
+
+// PendingBuild is what build placement remembers of a reserved build until
+// it ends: its expected duration (for wait estimates) and application.
+type PendingBuild struct {
+	ID            string        `json:"id"`
+	ApplicationID string        `json:"application_id,omitempty"`
+	Expected      time.Duration `json:"expected_ns"`
+}
+
+// BuildRecords keeps the expected duration of open build reservations and
+// the finished builds of each application (the keys of build history). It
+// lives beside the reservations in the data directory (builds.json,
+// rewritten whole and renamed into place on every change, as
+// reservations.json is) or only in memory when dir is empty.
+type BuildRecords struct {
+	dir string
+
+	mu       sync.Mutex
+	pending  map[string]PendingBuild
+	finished []FinishedBuild // oldest first
+}
+
+type buildRecordsDoc struct {
+	Version  int             `json:"version"`
+	Pending  []PendingBuild  `json:"pending"`
+	Finished []FinishedBuild `json:"finished"`
+}
+
+// OpenBuildRecords loads the records from dir (created when needed); an
+// empty dir keeps them in memory only. A corrupt file is an error rather
+// than a silently empty history.
+func OpenBuildRecords(dir string) (*BuildRecords, error) {
+	r := &BuildRecords{dir: dir, pending: map[string]PendingBuild{}}
+	if dir == "" {
+		return r, nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create build records directory: %w", err)
+	}
+	path := filepath.Join(dir, buildRecordsFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return r, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read build records: %w", err)
+	}
+	var doc buildRecordsDoc
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("parse build records file %s: %w", path, err)
+	}
+	if doc.Version != buildRecordsVersion {
+		return nil, fmt.Errorf("build records file %s: unsupported version %d", path, doc.Version)
+	}
+	for _, p := range doc.Pending {
+		r.pending[p.ID] = p
+	}
+	r.finished = doc.Finished
+	return r, nil
+}
+
+// AddPending remembers a newly reserved build. open lists the reservations
+// still open; pending entries of others (expired, released) are dropped.
+func (r *BuildRecords) AddPending(b PendingBuild, open []Reservation) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := map[string]bool{b.ID: true}
+	for _, o := range open {
+		ids[o.ID] = true
+	}
+	before := r.pending
+	r.pending = map[string]PendingBuild{}
+	for id, p := range before {
+		if ids[id] {
+			r.pending[id] = p
+		}
+	}
+	r.pending[b.ID] = b
+	if err := r.persist(); err != nil {
+		r.pending = before
+		return err
+	}
+	return nil
+}
+
+// Expected returns the expected duration of an open build reservation.
+func (r *BuildRecords) Expected(id string) (time.Duration, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.pending[id]
+	return p.Expected, ok
+}
+
+// Finish records a build's end. A build with an application and a start
+// joins the history; the pending entry is dropped either way.
+func (r *BuildRecords) Finish(res Reservation, ended time.Time) (recorded bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pendingBefore, hadPending := r.pending[res.ID]
+	finishedBefore := r.finished
+	delete(r.pending, res.ID)
+	if res.ApplicationID != "" && res.StartedAt != nil && ended.After(*res.StartedAt) {
+		r.finished = append(slices.Clone(r.finished), FinishedBuild{
+			ID: res.ID, ApplicationID: res.ApplicationID, Server: res.Server,
+			StartedAt: *res.StartedAt, EndedAt: ended,
+		})
+		r.trim(res.ApplicationID)
+		recorded = true
+	}
+	if err := r.persist(); err != nil {
+		if hadPending {
+			r.pending[res.ID] = pendingBefore
+		}
+		r.finished = finishedBefore
+		return false, err
+	}
+	return recorded, nil
+}
+
+// trim keeps the newest maxFinishedPerApplication builds of app and the
+// newest maxFinishedBuilds overall. Callers hold mu.
+func (r *BuildRecords) trim(app string) {
+	n := 0
+	for _, f := range r.finished {
+		if f.ApplicationID == app {
+			n++
+		}
+	}
+	if drop := n - maxFinishedPerApplication; drop > 0 {
+		kept := r.finished[:0:0]
+		for _, f := range r.finished {
+			if f.ApplicationID == app && drop > 0 {
+				drop--
+				continue
+			}
+			kept = append(kept, f)
+		}
+		r.finished = kept
+	}
+	if over := len(r.finished) - maxFinishedBuilds; over > 0 {
+		r.finished = slices.Clone(r.finished[over:])
+	}
+}
+
+// RecentBuilds returns up to n finished builds of an application, newest
+// first.
+func (r *BuildRecords) RecentBuilds(applicationID string, n int) []FinishedBuild {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []FinishedBuild
+	for i := len(r.finished) - 1; i >= 0 && len(out) < n; i-- {
+		if r.finished[i].ApplicationID == applicationID {
+			out = append(out, r.finished[i])
+		}
+	}
+	return out
+}
+
+// persist writes the records atomically (temp file, fsync, rename).
+// Callers hold mu.
+func (r *BuildRecords) persist() error {
+	if r.dir == "" {
+		return nil
+	}
+	doc := buildRecordsDoc{Version: buildRecordsVersion, Pending: []PendingBuild{}, Finished: r.finished}
+	for _, p := range r.pending {
+		doc.Pending = append(doc.Pending, p)
+	}
+	slices.SortFunc(doc.Pending, func(a, b PendingBuild) int { return strings.Compare(a.ID, b.ID) })
+	if doc.Finished == nil {
+		doc.Finished = []FinishedBuild{}
+	}
+	data, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode build records: %w", err)
+	}
+	path := filepath.Join(r.dir, buildRecordsFile)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("write build records: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write build records: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync build records: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close build records: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("replace build records file: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+package placement
+
+import (
+	"net/http"
+	"strings"
+)
+
+// QuotaExceededError is a placement refused because the organization's
+// quota would be exceeded. Its message is Kubernetes' wording, one line per
+// exceeded dimension joined by "; ". The HTTP API answers it with 403.
+type QuotaExceededError struct {
+	Organization string
+	Exceeded     []QuotaExceeded
+}
+
+func (e *QuotaExceededError) Error() string {
+	msgs := make([]string, len(e.Exceeded))
+	for i, x := range e.Exceeded {
+		msgs[i] = x.Message
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// HTTPStatus is the status an HTTP API answers the refusal with.
+func (e *QuotaExceededError) HTTPStatus() int { return http.StatusForbidden }
+
+// ErrorCode is the API error code of the refusal.
+func (e *QuotaExceededError) ErrorCode() string { return "quota_exceeded" }
+
+// ErrorDetails are the exceeded dimensions, for the API error's details.
+func (e *QuotaExceededError) ErrorDetails() any { return e.Exceeded }
+
+// QuotaAdmission enforces organization quotas inside the Placer's critical
+// section: the usage it checks includes every open reservation the
+// decision saw, and the reservation it allows is written before the next
+// placement reads them, so concurrent placements cannot together overshoot
+// a quota.
+//
+// It checks deployments with an organization; builds and placements
+// without an organization pass. A deployment adds an application when its
+// application_id is neither running nor reserved for the organization; a
+// deployment without application_id is charged no application.
+func QuotaAdmission() Admission {
+	return AdmissionFunc(func(in *AdmissionInput) error {
+		req := in.Request
+		if req.Kind != KindDeployment || req.Organization == "" {
+			return nil
+		}
+		limits := in.Policy.QuotaLimitsFor(req.Organization)
+		if !limits.Any() {
+			return nil
+		}
+		st := in.Policy.QuotaStatus(in.Snapshot, req.Organization, in.Open)
+		newApp := req.ApplicationID != "" && !st.HasApplication(req.ApplicationID)
+		c := in.Policy.CheckQuota(&st, req.Requirements, newApp)
+		if c.Allowed {
+			return nil
+		}
+		return &QuotaExceededError{Organization: req.Organization, Exceeded: c.Exceeded}
+	})
+}
