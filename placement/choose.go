@@ -122,6 +122,10 @@ func (p *Policy) Choose(snap *Snapshot, req *Request, reserved map[string]Resour
 	}
 
 	for _, name := range names {
+		if s := snap.Servers[name]; s != nil && !OrganizationAllows(s.Organization, req.Organization) {
+			d.Rejected = append(d.Rejected, Rejected{Server: name, Reasons: []Reason{ReasonWrongOrganization}, Freshness: p.FreshnessOf(s)})
+			continue
+		}
 		f := p.FitServer(name, snap.Servers[name], req.Kind, req.Requirements, reserved[name])
 		if !f.Fits {
 			d.Rejected = append(d.Rejected, Rejected{Server: name, Reasons: f.Reasons, Freshness: f.Freshness, Dimensions: f.Dimensions})
@@ -221,4 +225,12 @@ func Summary(fit, considered int, kind Kind, rejected []Rejected) string {
 		parts[i] = fmt.Sprintf("%d %s", counts[r], r.Text())
 	}
 	return s + ": " + strings.Join(parts, ", ")
+}
+
+// OrganizationAllows reports whether a server of serverOrg may take a
+// placement for requestOrg: an organization's deployments go to its own
+// servers or to shared servers (no organization); a placement that names no
+// organization may go anywhere.
+func OrganizationAllows(serverOrg, requestOrg string) bool {
+	return requestOrg == "" || serverOrg == "" || serverOrg == requestOrg
 }

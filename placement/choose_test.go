@@ -269,3 +269,25 @@ func BenchmarkChoose(b *testing.B) {
 		}
 	}
 }
+
+// TestChooseOrganization: an organization's deployment goes to its own
+// servers or to shared ones, never to another organization's.
+func TestChooseOrganization(t *testing.T) {
+	p := DefaultPolicy()
+	org := func(o string) func(*ServerState) { return func(s *ServerState) { s.Organization = o } }
+	snap := fleet(server("acme-1", org("acme"), busy(0.6, 0.6)), server("globex-1", org("globex")), server("shared"))
+
+	d := p.Choose(snap, &Request{Kind: KindDeployment, Organization: "acme"}, nil, 1)
+	if d.Chosen != "shared" || len(d.Ranking) != 2 {
+		t.Errorf("acme: chose %q, ranking %+v; want shared first of acme-1 and shared", d.Chosen, d.Ranking)
+	}
+	if len(d.Rejected) != 1 || d.Rejected[0].Server != "globex-1" || d.Rejected[0].Reasons[0] != ReasonWrongOrganization {
+		t.Errorf("acme: rejected = %+v, want globex-1 wrong_organization", d.Rejected)
+	}
+	if d.Summary != "2/3 servers can take this deployment: 1 wrong organization" {
+		t.Errorf("summary = %q", d.Summary)
+	}
+	if any := p.Choose(snap, &Request{Kind: KindDeployment}, nil, 1); len(any.Ranking) != 3 {
+		t.Errorf("no organization: ranking %+v, want all three servers", any.Ranking)
+	}
+}

@@ -33,6 +33,10 @@ const (
 	ReasonWrongRole Reason = "wrong_role"
 	// ReasonAtBuildCapacity: the build server runs as many builds as its cap.
 	ReasonAtBuildCapacity Reason = "at_build_capacity"
+	// ReasonWrongOrganization: the placement names an organization and the
+	// server belongs to another one. Servers without an organization are
+	// shared and take anyone's deployments.
+	ReasonWrongOrganization Reason = "wrong_organization"
 )
 
 // Text is the code as words, for summaries: "insufficient memory".
