@@ -1,0 +1,389 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+
+	"github.com/berth-dev/berth/placement"
+)
+
+// The queries behind one snapshot. rulesQuery (built below) selects every
+// server and organization recording rule placement reads, by exact name, in
+// a single round trip; the second query is the only one that needs a
+// function: a server that stopped answering still has a last-seen time for
+// an hour, so its age keeps growing instead of the server vanishing.
+const (
+	lastSeenRule  = "server:berth_last_seen_timestamp_seconds:max"
+	lastSeenQuery = `last_over_time(` + lastSeenRule + `[1h])`
+	infoRule      = "server:berth_server_info:last"
+)
+
+// QueriesPerSnapshot is how many PromQL round trips one snapshot costs,
+// whatever the fleet size.
+const QueriesPerSnapshot = 2
+
+// serverSignals maps each server recording rule placement reads to the
+// field it fills. A rule absent for a server is listed in its Missing.
+var serverSignals = map[string]func(*placement.ServerState, float64){
+	"server:disk_usage_threshold:ratio":         func(s *placement.ServerState, v float64) { s.Disk.ThresholdRatio = v },
+	"server:node_cpus:count":                    func(s *placement.ServerState, v float64) { s.CPU.Cores = v },
+	"server:node_cpu_utilisation:rate5m":        func(s *placement.ServerState, v float64) { s.CPU.Utilisation = v },
+	"server:node_cpu_utilisation:max15m":        func(s *placement.ServerState, v float64) { s.CPU.PeakUtilisation = v },
+	"server:node_load1:per_cpu":                 func(s *placement.ServerState, v float64) { s.CPU.Load1PerCPU = v },
+	"server:node_load5:per_cpu":                 func(s *placement.ServerState, v float64) { s.CPU.Load5PerCPU = v },
+	"server:node_load15:per_cpu":                func(s *placement.ServerState, v float64) { s.CPU.Load15PerCPU = v },
+	"server:node_memory_total:bytes":            func(s *placement.ServerState, v float64) { s.Memory.TotalBytes = v },
+	"server:node_memory_available:bytes":        func(s *placement.ServerState, v float64) { s.Memory.AvailableBytes = v },
+	"server:node_memory_used_bytes:max15m":      func(s *placement.ServerState, v float64) { s.Memory.PeakUsedBytes = v },
+	"server:node_filesystem_size:bytes_root":    func(s *placement.ServerState, v float64) { s.Disk.SizeBytes = v },
+	"server:node_filesystem_avail:bytes_root":   func(s *placement.ServerState, v float64) { s.Disk.AvailableBytes = v },
+	"server:node_network_receive_bytes:rate5m":  func(s *placement.ServerState, v float64) { s.Network.ReceiveBytesPerSecond = v },
+	"server:node_network_transmit_bytes:rate5m": func(s *placement.ServerState, v float64) { s.Network.TransmitBytesPerSecond = v },
+	"server:node_network_receive_bytes:total":   func(s *placement.ServerState, v float64) { s.Network.ReceiveBytesTotal = v },
+	"server:node_network_transmit_bytes:total":  func(s *placement.ServerState, v float64) { s.Network.TransmitBytesTotal = v },
+	"server:node_netstat_Tcp_CurrEstab:sum":     func(s *placement.ServerState, v float64) { s.Network.EstablishedConnections = v },
+	"server:container_running:count":            func(s *placement.ServerState, v float64) { s.Containers.Running = int(v) },
+	"server:container_spec_cpu_cores:sum":       func(s *placement.ServerState, v float64) { s.Containers.LimitedCPUCores = v },
+	"server:container_spec_memory_limit_bytes:sum": func(s *placement.ServerState, v float64) {
+		s.Containers.LimitedMemoryBytes = v
+	},
+	"server:container_cpu_unlimited:count":      func(s *placement.ServerState, v float64) { s.Containers.UnlimitedCPU = int(v) },
+	"server:container_memory_unlimited:count":   func(s *placement.ServerState, v float64) { s.Containers.UnlimitedMemory = int(v) },
+	"server:container_cpu_usage_cores:rate5m":   func(s *placement.ServerState, v float64) { s.Containers.UsedCPUCores = v },
+	"server:container_memory_working_set:bytes": func(s *placement.ServerState, v float64) { s.Containers.WorkingSetBytes = v },
+	"server:berth_builds_active:sum":            func(s *placement.ServerState, v float64) { s.Containers.BuildsActive = int(v) },
+}
+
+// organizationSignals maps organization rules to OrganizationUsage fields.
+var organizationSignals = map[string]func(*placement.OrganizationUsage, float64){
+	"organization:berth_servers:count":                   func(o *placement.OrganizationUsage, v float64) { o.Servers = int(v) },
+	"organization:berth_applications:count":              func(o *placement.OrganizationUsage, v float64) { o.Applications = int(v) },
+	"organization:container_spec_cpu_cores:sum":          func(o *placement.OrganizationUsage, v float64) { o.LimitedCPUCores = v },
+	"organization:container_spec_memory_limit_bytes:sum": func(o *placement.OrganizationUsage, v float64) { o.LimitedMemoryBytes = v },
+	"organization:container_cpu_unlimited:count":         func(o *placement.OrganizationUsage, v float64) { o.UnlimitedCPU = int(v) },
+	"organization:container_memory_unlimited:count":      func(o *placement.OrganizationUsage, v float64) { o.UnlimitedMemory = int(v) },
+}
+
+const orgApplicationsRule = "organization_application:container_running:count"
+
+// rulesQuery is {__name__=~"name1|name2|…"} over every rule in the tables
+// above; Prometheus turns an alternation of literals into a set lookup.
+var rulesQuery = func() string {
+	names := []string{infoRule, orgApplicationsRule}
+	for name := range serverSignals {
+		names = append(names, name)
+	}
+	for name := range organizationSignals {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return `{__name__=~"` + strings.Join(names, "|") + `"}`
+}()
+
+// expectedSignals is every rule a fully reporting server has, sorted, so
+// Missing lists come out in a stable order; signalBit numbers them for the
+// per-server bitmask of signals seen.
+var (
+	expectedSignals = func() []string {
+		names := []string{lastSeenRule}
+		for name := range serverSignals {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		return names
+	}()
+	signalBit = func() map[string]uint64 {
+		bits := make(map[string]uint64, len(expectedSignals))
+		for i, name := range expectedSignals {
+			bits[name] = 1 << i
+		}
+		return bits
+	}()
+)
+
+// SnapshotterOptions tunes a Snapshotter.
+type SnapshotterOptions struct {
+	// TTL is how long one snapshot answers every request (0: each request
+	// queries); up to 2×TTL while a refresh runs. Keep it short: placement
+	// must not decide on old data.
+	TTL time.Duration
+	// Timeout bounds one fetch (all its queries).
+	Timeout time.Duration
+}
+
+// Snapshotter implements placement.SnapshotSource over a Querier with
+// QueriesPerSnapshot vector queries over the recording rules, cached for a
+// short TTL and refreshed ahead; concurrent requests share one fetch. When
+// the Querier fails the next Snapshot call fails: it never hands out a
+// snapshot older than two TTLs, nor one from before a failed fetch.
+type Snapshotter struct {
+	querier Querier
+	opts    SnapshotterOptions
+	logger  *slog.Logger
+	now     func() time.Time
+	created time.Time
+
+	mu       sync.Mutex
+	cached   *placement.Snapshot
+	inflight *fetch
+
+	queries  atomic.Uint64
+	fetches  atomic.Uint64
+	lastGood atomic.Int64 // unix nanos of the newest successful snapshot
+
+	duration prometheus.Histogram
+	up       prometheus.Gauge
+}
+
+type fetch struct {
+	done chan struct{}
+	snap *placement.Snapshot
+	err  error
+}
+
+var _ placement.SnapshotSource = (*Snapshotter)(nil)
+
+// NewSnapshotter registers berth_placement_query_duration_seconds,
+// berth_placement_source_up and berth_placement_snapshot_age_seconds on reg.
+func NewSnapshotter(q Querier, opts SnapshotterOptions, logger *slog.Logger, reg prometheus.Registerer) (*Snapshotter, error) {
+	if opts.TTL < 0 {
+		return nil, fmt.Errorf("snapshot ttl: must be >= 0, got %s", opts.TTL)
+	}
+	if opts.Timeout < 0 {
+		return nil, fmt.Errorf("snapshot timeout: must be > 0, got %s", opts.Timeout)
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultSnapshotTimeout
+	}
+	s := &Snapshotter{
+		querier: q, opts: opts, logger: logger, now: time.Now, created: time.Now(),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "berth_placement_query_duration_seconds",
+			Help:    "Duration of the PromQL queries placement sends to its Prometheus.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		up: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "berth_placement_source_up",
+			Help: "1 when the last snapshot query to Prometheus succeeded, 0 when it failed.",
+		}),
+	}
+	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "berth_placement_snapshot_age_seconds",
+		Help: "Seconds since the newest successful fleet snapshot (since start when there was none).",
+	}, func() float64 {
+		since := s.created
+		if ns := s.lastGood.Load(); ns != 0 {
+			since = time.Unix(0, ns)
+		}
+		return s.now().Sub(since).Seconds()
+	})
+	for _, c := range []prometheus.Collector{s.duration, s.up, age} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering snapshot metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Queries is the number of PromQL round trips made so far (for benchmarks:
+// queries per decision).
+func (s *Snapshotter) Queries() uint64 { return s.queries.Load() }
+
+// Fetches is the number of snapshots actually fetched (not from cache).
+func (s *Snapshotter) Fetches() uint64 { return s.fetches.Load() }
+
+// Snapshot implements placement.SnapshotSource. The returned snapshot is
+// shared between callers: treat it as read-only.
+//
+// A snapshot younger than the TTL is served as is. Between one and two TTLs
+// old it is still served while one background fetch replaces it, so requests
+// never queue behind a refresh in steady state. Older than two TTLs, or
+// after a failed fetch, callers wait for a fresh one (and get its error).
+func (s *Snapshotter) Snapshot(ctx context.Context) (*placement.Snapshot, error) {
+	s.mu.Lock()
+	var age time.Duration
+	if s.cached != nil {
+		age = s.now().Sub(s.cached.Taken)
+	}
+	if s.cached != nil && age < s.opts.TTL {
+		snap := s.cached
+		s.mu.Unlock()
+		return snap, nil
+	}
+	f := s.inflight
+	if f == nil {
+		f = &fetch{done: make(chan struct{})}
+		s.inflight = f
+		// The fetch outlives the caller that started it: others wait on
+		// it too. Its own deadline bounds it.
+		go s.run(context.WithoutCancel(ctx), f)
+	}
+	if s.cached != nil && age < 2*s.opts.TTL {
+		snap := s.cached
+		s.mu.Unlock()
+		return snap, nil
+	}
+	s.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.snap, f.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for fleet snapshot: %w", ctx.Err())
+	}
+}
+
+func (s *Snapshotter) run(ctx context.Context, f *fetch) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	f.snap, f.err = s.fetch(ctx)
+	s.mu.Lock()
+	s.inflight = nil
+	if f.err == nil {
+		s.cached = f.snap
+	} else {
+		s.cached = nil
+	}
+	s.mu.Unlock()
+	close(f.done)
+}
+
+func (s *Snapshotter) query(ctx context.Context, q string, ts time.Time) (model.Vector, error) {
+	start := time.Now()
+	s.queries.Add(1)
+	v, err := s.querier.Query(ctx, q, ts)
+	s.duration.Observe(time.Since(start).Seconds())
+	return v, err
+}
+
+// fetch runs the snapshot's queries concurrently and assembles the result.
+func (s *Snapshotter) fetch(ctx context.Context) (*placement.Snapshot, error) {
+	s.fetches.Add(1)
+	taken := s.now()
+	var (
+		wg                sync.WaitGroup
+		rulesVec, seenVec model.Vector
+		rulesErr, seenErr error
+	)
+	wg.Add(2)
+	go func() { defer wg.Done(); rulesVec, rulesErr = s.query(ctx, rulesQuery, taken) }()
+	go func() { defer wg.Done(); seenVec, seenErr = s.query(ctx, lastSeenQuery, taken) }()
+	wg.Wait()
+	// The rules query is long; errors name it rather than quote it.
+	if rulesErr != nil {
+		rulesErr = fmt.Errorf("recording rules query: %w", rulesErr)
+	}
+	if seenErr != nil {
+		seenErr = fmt.Errorf("last-seen query: %w", seenErr)
+	}
+	if err := errors.Join(rulesErr, seenErr); err != nil {
+		s.up.Set(0)
+		s.logger.Error("fleet snapshot failed", "err", err)
+		return nil, fmt.Errorf("fleet snapshot: %w", err)
+	}
+	s.up.Set(1)
+	snap := assemble(taken, rulesVec, seenVec)
+	s.lastGood.Store(taken.UnixNano())
+	return snap, nil
+}
+
+// assemble builds a Snapshot from the two query results.
+func assemble(taken time.Time, rulesVec, seenVec model.Vector) *placement.Snapshot {
+	snap := &placement.Snapshot{
+		Taken:         taken,
+		Servers:       map[string]*placement.ServerState{},
+		Organizations: map[string]*placement.OrganizationUsage{},
+	}
+	seen := map[*placement.ServerState]uint64{} // bitmask of signalBit
+	server := func(m model.Metric) *placement.ServerState {
+		name := string(m["server"])
+		st, ok := snap.Servers[name]
+		if !ok {
+			st = &placement.ServerState{Name: name, Role: string(m["role"]), Organization: string(m["organization"])}
+			snap.Servers[name] = st
+		}
+		return st
+	}
+	org := func(name string) *placement.OrganizationUsage {
+		o, ok := snap.Organizations[name]
+		if !ok {
+			o = &placement.OrganizationUsage{Name: name}
+			snap.Organizations[name] = o
+		}
+		return o
+	}
+	for _, sample := range rulesVec {
+		name := string(sample.Metric[model.MetricNameLabel])
+		v := float64(sample.Value)
+		if math.IsNaN(v) {
+			continue
+		}
+		if set, ok := serverSignals[name]; ok || name == infoRule {
+			if sample.Metric["server"] == "" {
+				continue
+			}
+			st := server(sample.Metric)
+			if name == infoRule {
+				// Identity comes from the info rule when several
+				// series disagree (e.g. a role changed recently).
+				st.Role, st.Organization = string(sample.Metric["role"]), string(sample.Metric["organization"])
+				continue
+			}
+			set(st, v)
+			seen[st] |= signalBit[name]
+			continue
+		}
+		orgName := string(sample.Metric["organization"])
+		if orgName == "" {
+			continue
+		}
+		if set, ok := organizationSignals[name]; ok {
+			set(org(orgName), v)
+		} else if name == orgApplicationsRule && v > 0 {
+			if app := string(sample.Metric["application_id"]); app != "" {
+				o := org(orgName)
+				o.ApplicationIDs = append(o.ApplicationIDs, app)
+			}
+		}
+	}
+	for _, sample := range seenVec {
+		if sample.Metric["server"] == "" || math.IsNaN(float64(sample.Value)) {
+			continue
+		}
+		st := server(sample.Metric)
+		last := time.Unix(0, int64(float64(sample.Value)*1e9))
+		if last.After(st.LastSeen) {
+			st.LastSeen = last
+		}
+		seen[st] |= signalBit[lastSeenRule]
+	}
+	all := uint64(1)<<len(expectedSignals) - 1
+	for _, st := range snap.Servers {
+		if !st.LastSeen.IsZero() {
+			st.Age = max(0, taken.Sub(st.LastSeen))
+		}
+		if seen[st] == all {
+			continue
+		}
+		for i, rule := range expectedSignals {
+			if seen[st]&(1<<i) == 0 {
+				st.Missing = append(st.Missing, rule)
+			}
+		}
+	}
+	for _, o := range snap.Organizations {
+		slices.Sort(o.ApplicationIDs)
+		o.ApplicationIDs = slices.Compact(o.ApplicationIDs)
+	}
+	return snap
+}
