@@ -26,7 +26,6 @@ var defaultPolicyYAML []byte
 type Policy struct {
 	Fit          FitPolicy         `yaml:"fit"`
 	Freshness    FreshnessPolicy   `yaml:"freshness"`
-	Snapshot     SnapshotPolicy    `yaml:"snapshot"`
 	Scoring      ScoringPolicy     `yaml:"scoring"`
 	Reservations ReservationPolicy `yaml:"reservations"`
 	Builds       BuildPolicy       `yaml:"builds"`
@@ -64,12 +63,6 @@ type FreshnessPolicy struct {
 	Fresh time.Duration `yaml:"fresh"`
 	// Stale is the largest age of a stale server; older is missing.
 	Stale time.Duration `yaml:"stale"`
-}
-
-// SnapshotPolicy tunes the fleet snapshot cache.
-type SnapshotPolicy struct {
-	// CacheTTL is how long a snapshot is reused before Prometheus is asked again.
-	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
 
 // Strategy orders the servers that fit.
@@ -403,11 +396,6 @@ func (p *Policy) Validate() error {
 	positiveDur("freshness.fresh", p.Freshness.Fresh)
 	if p.Freshness.Stale < p.Freshness.Fresh {
 		add("freshness.stale", "must be ≥ freshness.fresh (%s), got %s", p.Freshness.Fresh, p.Freshness.Stale)
-	}
-	if p.Snapshot.CacheTTL < 0 {
-		add("snapshot.cache_ttl", "must be ≥ 0, got %s", p.Snapshot.CacheTTL)
-	} else if p.Snapshot.CacheTTL >= p.Freshness.Fresh {
-		add("snapshot.cache_ttl", "must be < freshness.fresh (%s), or cached data outlives freshness, got %s", p.Freshness.Fresh, p.Snapshot.CacheTTL)
 	}
 
 	if !p.Scoring.Strategy.Valid() {

@@ -128,7 +128,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"ratio 0", "fit:\n  max_utilisation:\n    disk: 0\n", []string{"fit.max_utilisation.disk: must be > 0"}},
 		{"negative default request", "fit:\n  default_request:\n    cpu: -1\n", []string{"fit.default_request.cpu", "must not be negative"}},
 		{"stale < fresh", "freshness:\n  fresh: 5m\n  stale: 1m\n", []string{"freshness.stale: must be ≥ freshness.fresh"}},
-		{"cache outlives freshness", "snapshot:\n  cache_ttl: 2m\n", []string{"snapshot.cache_ttl: must be < freshness.fresh"}},
+		{"snapshot cache is a flag, not policy", "snapshot:\n  cache_ttl: 2m\n", []string{"snapshot", "unknown field"}},
 		{"bad strategy", "scoring:\n  strategy: random\n", []string{`scoring.strategy: must be "spread" or "pack", got "random"`}},
 		{"all weights zero", "scoring:\n  weights: {cpu: 0, memory: 0, disk: 0}\n", []string{"scoring.weights: at least one weight must be > 0"}},
 		{"tie tolerance", "scoring:\n  tie_tolerance: 101\n", []string{"scoring.tie_tolerance: must be between 0 and 100"}},

@@ -71,6 +71,11 @@ func Generate(o GenerateOptions) (Spec, error) {
 				})
 			}
 		} else {
+			// Keep declared allocations (limits, and the policy's default
+			// request of 0.5 CPU / 512 MiB for unlimited containers) under
+			// half of the server, as a healthy fleet has them: a simulated
+			// fleet that is full by allocation makes every demo answer "no".
+			cpuBudget, memBudget := 0.5*float64(cores), 0.5*mem
 			for range 1 + rng.IntN(6) {
 				app++
 				c := ContainerSpec{
@@ -88,6 +93,15 @@ func Generate(o GenerateOptions) (Spec, error) {
 					c.CPULimitCores = []float64{0.5, 1, 2}[rng.IntN(3)]
 					c.MemoryLimitBytes = float64([]int{256, 512, 1024, 2048}[rng.IntN(4)]) * (1 << 20)
 				}
+				cpuCharge, memCharge := c.CPULimitCores, c.MemoryLimitBytes
+				if cpuCharge == 0 {
+					cpuCharge, memCharge = 0.5, 512<<20
+				}
+				if cpuCharge > cpuBudget || memCharge > memBudget {
+					app--
+					break
+				}
+				cpuBudget, memBudget = cpuBudget-cpuCharge, memBudget-memCharge
 				c.CPUUsageCores = 0.02 + 0.3*rng.Float64()
 				c.MemoryWorkingSetBytes = float64(64+rng.IntN(400)) * (1 << 20)
 				s.Containers = append(s.Containers, c)
