@@ -1,0 +1,298 @@
+package containers
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berth-dev/berth/exporter"
+	"github.com/berth-dev/berth/internal/podmantest"
+	"github.com/berth-dev/berth/internal/testenv"
+)
+
+// probeDesc is the metric of a trivial second collector: faults of the
+// container collector must not take other collectors down with it.
+var probeDesc = prometheus.NewDesc("berth_test_probe", "Always 1.", nil, nil)
+
+// startExporter serves /metrics with the container collector and a trivial
+// "probe" collector through the real scrape engine and handler.
+func startExporter(t testing.TB, cfg Config) (string, *Collector) {
+	t.Helper()
+	if cfg.LabelMap == "" {
+		cfg.LabelMap = DefaultLabelMap
+	}
+	c, err := New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(c.Close)
+	probe := exporter.CollectorFunc(func(_ context.Context, ch chan<- prometheus.Metric) error {
+		ch <- prometheus.MustNewConstMetric(probeDesc, prometheus.GaugeValue, 1)
+		return nil
+	})
+	scraper := exporter.NewScraper(map[string]exporter.Collector{"containers": c, "probe": probe}, testLogger(t))
+	srv := httptest.NewServer(exporter.NewHandler(scraper, prometheus.NewRegistry(), testLogger(t)))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/metrics", c
+}
+
+// testClient guards against a hung exporter hanging the test run; it is a
+// safety net, not an assertion about speed.
+var testClient = &http.Client{Timeout: 30 * time.Second}
+
+// waitFor scrapes until cond holds, giving up (failing) after a generous
+// bound so a broken engine cannot hang CI; it returns the satisfying scrape.
+func waitFor(t testing.TB, url, what string, cond func(scrape) bool) scrape {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s := fetch(t, testClient, url, nil)
+		if cond(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+const buildName = "k9f2h7d3s1a8q4w6e5r0t2y7" // a 24-character Coolify deployment id
+
+func TestIntegrationContainersLive(t *testing.T) {
+	e := podmantest.Start(t)
+	helperImage := "docker.io/coollabsio/coolify-helper:1.0.15"
+	e.Podman(t, "tag", podmantest.Image, helperImage)
+
+	e.Run(t, "--name", "web-busy", "--memory", "64m", "--cpus", "0.5",
+		"--label", "coolify.managed=true", "--label", "coolify.applicationId=42", "--label", "coolify.type=application",
+		"--label", "coolify.projectName=shop", "--label", "coolify.environmentName=production",
+		"--label", "traefik.http.middlewares.auth.basicauth.users=admin:hunter2",
+		podmantest.Image, "/bin/sh", "-c", "yes >/dev/null")
+	e.Run(t, "--name", "db-idle", "--memory", "32m", "--cpus", "1.5",
+		"--label", "coolify.managed=true", "--label", "coolify.databaseId=7", "--label", "coolify.type=database",
+		podmantest.Image, "sleep", "100000")
+	e.Run(t, "--name", buildName, helperImage, "sleep", "100000")
+	e.Run(t, "--name", "job-exit3", podmantest.Image, "/bin/sh", "-c", "exit 3")
+	e.Run(t, "--name", "oom-victim", "--memory", "16m", "--memory-swap", "16m",
+		podmantest.Image, "/bin/sh", "-c", `(x=$(head -c 64000000 /dev/zero | tr "\0" a)); sleep 100000`)
+	if code := e.Podman(t, "wait", "job-exit3"); code != "3" {
+		t.Fatalf("podman wait job-exit3 = %q, want 3", code)
+	}
+
+	// A relist interval far beyond the test: every change after the first
+	// list must arrive through the events stream.
+	url, _ := startExporter(t, Config{DockerHost: e.Host(), RelistInterval: time.Hour})
+	first := waitFor(t, url, "every container with its state and the OOM kill", func(s scrape) bool {
+		return len(s.find("berth_container_info", map[string]string{"name": "job-exit3", "state": "exited"})) == 1 &&
+			len(s.find("container_memory_usage_bytes", map[string]string{"name": "web-busy"})) == 1 &&
+			len(s.find("container_memory_usage_bytes", map[string]string{"name": "db-idle"})) == 1 &&
+			len(s.find("container_memory_usage_bytes", map[string]string{"name": buildName})) == 1 &&
+			func() bool {
+				ms := s.find("container_oom_events_total", map[string]string{"name": "oom-victim"})
+				return len(ms) == 1 && metricValue(ms[0]) >= 1
+			}()
+	})
+	if v := first.value(t, "berth_scrape_collector_success", map[string]string{"collector": "containers"}); v != 1 {
+		t.Fatalf("containers collector success = %v", v)
+	}
+
+	t.Run("limits", func(t *testing.T) {
+		for _, tt := range []struct {
+			name          string
+			memory, quota float64 // quota 0: no series
+		}{
+			{"web-busy", 64 << 20, 50000},
+			{"db-idle", 32 << 20, 150000},
+			{buildName, 0, 0},
+			{"oom-victim", 16 << 20, 0},
+		} {
+			sel := map[string]string{"name": tt.name}
+			if got := first.value(t, "container_spec_memory_limit_bytes", sel); got != tt.memory {
+				t.Errorf("%s: memory limit %v, want %v", tt.name, got, tt.memory)
+			}
+			if got := first.value(t, "container_spec_cpu_period", sel); got != 100000 {
+				t.Errorf("%s: cpu period %v, want 100000", tt.name, got)
+			}
+			quota := first.find("container_spec_cpu_quota", sel)
+			switch {
+			case tt.quota == 0 && len(quota) != 0:
+				t.Errorf("%s: cpu quota series present for an unlimited container", tt.name)
+			case tt.quota != 0 && (len(quota) != 1 || metricValue(quota[0]) != tt.quota):
+				t.Errorf("%s: cpu quota %v, want %v", tt.name, quota, tt.quota)
+			}
+		}
+	})
+
+	t.Run("working set", func(t *testing.T) {
+		for _, name := range []string{"web-busy", "db-idle", "oom-victim"} {
+			sel := map[string]string{"name": name}
+			ws := first.value(t, "container_memory_working_set_bytes", sel)
+			limit := first.value(t, "container_spec_memory_limit_bytes", sel)
+			if ws <= 0 || ws > limit {
+				t.Errorf("%s: working set %v, want in (0, %v]", name, ws, limit)
+			}
+		}
+	})
+
+	t.Run("labels and roles", func(t *testing.T) {
+		want := map[string]map[string]string{
+			"web-busy": {"managed": "true", "application_id": "42", "resource_type": "application", "project": "shop",
+				"environment": "production", "database_id": "", "role": "app", "image": podmantest.Image},
+			"db-idle":   {"managed": "true", "database_id": "7", "application_id": "", "resource_type": "database", "role": "database"},
+			buildName:   {"managed": "", "application_id": "", "role": "build", "image": helperImage},
+			"job-exit3": {"role": "other", "state": "exited", "id": ""},
+		}
+		for name, labels := range want {
+			ms := first.find("berth_container_info", map[string]string{"name": name})
+			if len(ms) != 1 {
+				t.Fatalf("%s: %d info series", name, len(ms))
+			}
+			for k, v := range labels {
+				if got := labelOf(ms[0], k); got != v {
+					t.Errorf("%s: label %s=%q, want %q", name, k, got, v)
+				}
+			}
+		}
+		web := first.find("berth_container_info", map[string]string{"name": "web-busy"})[0]
+		if id := labelOf(web, "id"); !strings.HasPrefix(id, "/") || !strings.Contains(id, e.Inspect(t, "web-busy", "{{.Id}}")) {
+			t.Errorf("web-busy id label %q, want its cgroup path", id)
+		}
+		// The same label names on every container series, and nothing else.
+		base := []string{"application_id", "database_id", "environment", "id", "image", "managed", "name", "project", "pull_request", "resource_type", "role", "service_id"}
+		for fam, mf := range first {
+			if !strings.HasPrefix(fam, "container_") && !strings.HasPrefix(fam, "berth_container_") {
+				continue
+			}
+			extra := map[string]string{"berth_container_info": "state", "container_cpu_usage_seconds_total": "cpu"}[fam]
+			want := append([]string(nil), base...)
+			if extra != "" {
+				want = append(want, extra)
+			}
+			sortStrings(want)
+			for _, m := range mf.GetMetric() {
+				if got := labelNames(m); !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: label names %v, want %v", fam, got, want)
+				}
+				for _, lp := range m.GetLabel() {
+					if strings.Contains(lp.GetValue(), "hunter2") {
+						t.Errorf("%s: a label outside the allow-list leaked: %s", fam, lp)
+					}
+				}
+			}
+		}
+		if v := first.value(t, "berth_builds_active", nil); v != 1 {
+			t.Errorf("berth_builds_active = %v, want 1", v)
+		}
+	})
+
+	t.Run("exited and oom", func(t *testing.T) {
+		if v := first.value(t, "berth_container_exit_code", map[string]string{"name": "job-exit3"}); v != 3 {
+			t.Errorf("job-exit3 exit code %v, want 3", v)
+		}
+		if n := len(first.find("container_memory_usage_bytes", map[string]string{"name": "job-exit3"})); n != 0 {
+			t.Errorf("exited container has %d resource series", n)
+		}
+		if n := len(first.find("berth_container_info", map[string]string{"name": "oom-victim", "state": "running"})); n != 1 {
+			t.Errorf("oom-victim should still run after the OOM kill in its subshell")
+		}
+	})
+
+	t.Run("cpu", func(t *testing.T) {
+		cpu := func(s scrape, name string) float64 {
+			return s.value(t, "container_cpu_usage_seconds_total", map[string]string{"name": name, "cpu": "total"})
+		}
+		busy0, idle0 := cpu(first, "web-busy"), cpu(first, "db-idle")
+		later := waitFor(t, url, "the busy container to burn CPU", func(s scrape) bool {
+			return cpu(s, "web-busy")-busy0 >= 0.5
+		})
+		busy, idle := cpu(later, "web-busy")-busy0, cpu(later, "db-idle")-idle0
+		if idle > busy/20 {
+			t.Errorf("idle container used %.3fs of CPU while the busy one used %.3fs; want it to barely move", idle, busy)
+		}
+		if later.value(t, "container_cpu_cfs_periods_total", map[string]string{"name": "web-busy"}) <= 0 {
+			t.Errorf("busy container with a quota has no CFS periods")
+		}
+	})
+
+	t.Run("promtool", func(t *testing.T) {
+		promtool := testenv.LookPath(t, "promtool", "prometheus")
+		resp, err := testClient.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = resp.Body
+		out, err := cmd.CombinedOutput()
+		if err != nil || len(strings.TrimSpace(string(out))) != 0 {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("events", func(t *testing.T) {
+		e.Run(t, "--name", "late-arrival", "--label", "coolify.type=service", podmantest.Image, "sleep", "100000")
+		s := waitFor(t, url, "a container started after the first list", func(s scrape) bool {
+			return len(s.find("berth_container_info", map[string]string{"name": "late-arrival", "state": "running"})) == 1
+		})
+		if n := len(s.find("container_memory_usage_bytes", map[string]string{"name": "late-arrival", "role": "service"})); n != 1 {
+			t.Errorf("late-arrival has %d memory series with role service, want 1", n)
+		}
+		e.Podman(t, "stop", "-t", "0", "late-arrival")
+		waitFor(t, url, "the stopped container to show as exited", func(s scrape) bool {
+			return len(s.find("berth_container_info", map[string]string{"name": "late-arrival", "state": "exited"})) == 1 &&
+				len(s.find("container_memory_usage_bytes", map[string]string{"name": "late-arrival"})) == 0
+		})
+	})
+
+	t.Run("removal", func(t *testing.T) {
+		e.Remove(t, "db-idle")
+		// Its cgroup is gone at once, so are its resource series.
+		after := fetch(t, testClient, url, nil)
+		if n := len(after.find("container_memory_usage_bytes", map[string]string{"name": "db-idle"})); n != 0 {
+			t.Errorf("first scrape after removal still has resource series of the removed container")
+		}
+		// The engine announces the removal through its events stream,
+		// asynchronously; once the exporter has it, nothing of the container
+		// remains.
+		after = waitFor(t, url, "the removal to reach the exporter", func(s scrape) bool {
+			return len(s.find("berth_container_info", map[string]string{"name": "db-idle"})) == 0
+		})
+		for fam := range after {
+			if ms := after.find(fam, map[string]string{"name": "db-idle"}); len(ms) != 0 {
+				t.Errorf("%s still has %d series of the removed container: %v", fam, len(ms), ms)
+			}
+		}
+		if n := len(after.find("berth_container_info", map[string]string{"name": "web-busy"})); n != 1 {
+			t.Errorf("web-busy vanished with db-idle")
+		}
+	})
+
+	t.Run("api goes away", func(t *testing.T) {
+		e.StopService(t)
+		s := waitFor(t, url, "the collector to fail once the API is gone", func(s scrape) bool {
+			return s.value(t, "berth_scrape_collector_success", map[string]string{"collector": "containers"}) == 0
+		})
+		if n := len(s["berth_container_info"].GetMetric()); n != 0 {
+			t.Errorf("%d container series served from stale metadata", n)
+		}
+		if v := s.value(t, "berth_test_probe", nil); v != 1 {
+			t.Errorf("the other collector stopped answering")
+		}
+	})
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
