@@ -1,0 +1,256 @@
+// Command berth-placement is Berth's placement API: it decides where
+// deployments go over PromQL, from an in-process Prometheus (default) or a
+// remote Prometheus-API backend (--prometheus.url).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/berth-dev/berth/placement"
+	"github.com/berth-dev/berth/placement/api"
+	"github.com/berth-dev/berth/placement/source"
+)
+
+// prometheusAPIPrefix is where the embedded Prometheus's read API is
+// served, for Grafana (datasource URL http://host:9831/prometheus).
+const prometheusAPIPrefix = "/prometheus"
+
+// shutdownTimeout bounds how long in-flight requests may finish on exit.
+const shutdownTimeout = 10 * time.Second
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	app := kingpin.New("berth-placement", "Berth's placement API: capacity checks, server choice and reservations over PromQL.")
+	webConfig := kingpinflag.AddFlags(app, ":9831")
+	var (
+		tokensFile  = app.Flag("web.bearer-tokens-file", "File with one bearer token per line; when set, every /api/v1 call needs 'Authorization: Bearer <token>'. Re-read on reload.").String()
+		externalURL = app.Flag("web.external-url", "URL under which berth-placement is reached (used in alert links).").String()
+		storagePath = app.Flag("storage.path", "Data directory: reservations, and the TSDB in embedded mode.").Default("data/").String()
+		policyFile  = app.Flag("placement.policy-file", "Placement policy YAML (merged over the embedded defaults). Reloaded on SIGHUP and POST /-/reload.").String()
+		snapshotTTL = app.Flag("placement.snapshot-ttl", "How long one fleet snapshot answers requests.").Default(source.DefaultSnapshotTTL.String()).Duration()
+		snapshotTO  = app.Flag("placement.snapshot-timeout", "Deadline of one fleet snapshot (all its queries).").Default(source.DefaultSnapshotTimeout.String()).Duration()
+
+		promURL      = app.Flag("prometheus.url", "Remote mode: base URL of a Prometheus-API backend with Berth's recording rules loaded. Empty: embedded Prometheus.").String()
+		promTimeout  = app.Flag("prometheus.timeout", "Remote mode: timeout of each query.").Default(source.DefaultRemoteTimeout.String()).Duration()
+		promHTTPFile = app.Flag("prometheus.http-config.file", "Remote mode: Prometheus http_config file (authorization, basic_auth, oauth2, tls_config, proxy). Excludes the flags below.").String()
+		promBearer   = app.Flag("prometheus.bearer-token-file", "Remote mode: file holding a bearer token.").String()
+		promUser     = app.Flag("prometheus.basic-auth.username", "Remote mode: basic auth user.").String()
+		promPassFile = app.Flag("prometheus.basic-auth.password-file", "Remote mode: file holding the basic auth password.").String()
+		promCA       = app.Flag("prometheus.tls.ca-file", "Remote mode: CA certificate file.").String()
+		promCert     = app.Flag("prometheus.tls.cert-file", "Remote mode: client certificate file.").String()
+		promKey      = app.Flag("prometheus.tls.key-file", "Remote mode: client key file.").String()
+		promSNI      = app.Flag("prometheus.tls.server-name", "Remote mode: TLS server name.").String()
+		promInsecure = app.Flag("prometheus.tls.insecure-skip-verify", "Remote mode: do not verify the server certificate.").Bool()
+
+		scrapeConfig = app.Flag("scrape.config-file", "Embedded mode: Prometheus configuration file (global, scrape_configs, rule_files). Default: scrape the local berth-exporter and berth-placement itself.").String()
+		exporterAddr = app.Flag("scrape.exporter-address", "Embedded mode, default scrape config: address of the local berth-exporter.").Default(source.DefaultExporterAddress).String()
+		ruleFiles    = app.Flag("rules.file", "Embedded mode: rule files (globs allowed; repeatable) instead of the rules shipped with Berth.").Strings()
+		amURL        = app.Flag("alertmanager.url", "Embedded mode: Alertmanager that receives firing alerts.").String()
+		queryTimeout = app.Flag("query.timeout", "Embedded mode: maximum time a PromQL query may take.").Default(source.DefaultQueryTimeout.String()).Duration()
+		maxSamples   = app.Flag("query.max-samples", "Embedded mode: maximum samples a query may load.").Default(fmt.Sprint(source.DefaultMaxSamples)).Int()
+	)
+	// Prometheus-style durations ("15d"), which time.Duration flags refuse.
+	retention := model.Duration(source.DefaultRetention)
+	app.Flag("storage.retention", "Embedded mode: how long samples are kept.").Default(retention.String()).SetValue(&retention)
+	logConfig := &promslog.Config{}
+	promslogflag.AddFlags(app, logConfig)
+	app.Version(version.Print("berth-placement"))
+	app.HelpFlag.Short('h')
+	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintf(os.Stderr, "berth-placement: error: %v\n", err)
+		return 2
+	}
+	logger := promslog.New(logConfig)
+	logger.Info("starting berth-placement", "version", version.Info(), "build_context", version.BuildContext())
+
+	fail := func(what string, err error) int {
+		logger.Error(what, "err", err)
+		fmt.Fprintf(os.Stderr, "berth-placement: %s: %v\n", what, err)
+		return 1
+	}
+
+	policies, err := placement.NewPolicyStore(*policyFile)
+	if err != nil {
+		return fail("loading placement policy", err)
+	}
+	tokens, err := api.LoadTokens(*tokensFile)
+	if err != nil {
+		return fail("loading bearer tokens", err)
+	}
+	if tokens.Enabled() {
+		logger.Info("bearer token authentication enabled for /api/v1")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		versioncollector.NewCollector("berth_placement"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+
+	src, err := source.Open(source.Config{
+		PrometheusURL:         *promURL,
+		RemoteTimeout:         *promTimeout,
+		HTTPConfigFile:        *promHTTPFile,
+		BearerTokenFile:       *promBearer,
+		BasicAuthUsername:     *promUser,
+		BasicAuthPasswordFile: *promPassFile,
+		TLSCAFile:             *promCA,
+		TLSCertFile:           *promCert,
+		TLSKeyFile:            *promKey,
+		TLSServerName:         *promSNI,
+		TLSInsecureSkipVerify: *promInsecure,
+		Embedded: source.EmbeddedConfig{
+			StoragePath:     filepath.Join(*storagePath, "tsdb"),
+			Retention:       time.Duration(retention),
+			ConfigFile:      *scrapeConfig,
+			ExporterAddress: *exporterAddr,
+			SelfAddress:     selfAddress(webConfig),
+			RuleFiles:       *ruleFiles,
+			AlertmanagerURL: *amURL,
+			ExternalURL:     *externalURL,
+			QueryTimeout:    *queryTimeout,
+			MaxSamples:      *maxSamples,
+		},
+		SnapshotTTL:     *snapshotTTL,
+		SnapshotTimeout: *snapshotTO,
+	}, logger, reg)
+	if err != nil {
+		return fail("opening the prometheus source", err)
+	}
+	defer func() {
+		if err := src.Close(); err != nil {
+			logger.Error("closing the prometheus source", "err", err)
+		}
+	}()
+	logger.Info("prometheus source", "mode", src.Mode(), "url", redactedURL(*promURL))
+
+	store, err := placement.OpenReservationStore(filepath.Join(*storagePath, "reservations"), nil)
+	if err != nil {
+		return fail("opening the reservation store", err)
+	}
+	defer store.Close()
+	// Organization quotas: the admission runs inside the placer's
+	// decide-and-reserve critical section, so concurrent placements cannot
+	// overshoot a quota; usage and limits go to /metrics for the alert.
+	placer := placement.NewPlacer(policies, store, placement.QuotaAdmission())
+	reg.MustRegister(placement.NewQuotaCollector(src.Snapshots, policies, store.List, logger.With("component", "quotas")))
+
+	// Build records (expected durations of open build reservations, and
+	// finished builds for history estimates) live beside the reservations.
+	buildRecords, err := placement.OpenBuildRecords(filepath.Join(*storagePath, "builds"))
+	if err != nil {
+		return fail("opening the build records", err)
+	}
+
+	mounts := map[string]http.Handler{}
+	if h := src.PrometheusAPI(prometheusAPIPrefix); h != nil {
+		mounts[prometheusAPIPrefix] = h
+	}
+	handler, err := api.New(api.Options{
+		Logger:    logger.With("component", "api"),
+		Snapshots: src.Snapshots,
+		Policy:    policies,
+		Placer:    placer,
+		Tokens:    tokens,
+		Ready:     src.Ready,
+		Reloaders: []api.Reloader{
+			{Name: "placement policy", Reload: policies.Reload},
+			{Name: "bearer tokens", Reload: tokens.Reload},
+			{Name: "prometheus configuration and rules", Reload: src.Reload},
+		},
+		Registerer: reg,
+		Gatherer:   reg,
+		Mounts:     mounts,
+		Version:    version.Info(),
+		Builds: &api.BuildsConfig{
+			Records: buildRecords,
+			History: source.NewBuildHistory(src.Querier, 0, 0),
+		},
+	})
+	if err != nil {
+		return fail("building the API", err)
+	}
+
+	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- web.ListenAndServe(server, webConfig, logger) }()
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	for {
+		select {
+		case err := <-serveErr:
+			if errors.Is(err, http.ErrServerClosed) {
+				return 0
+			}
+			return fail("serving", err)
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				if err := handler.Reload(); err != nil {
+					logger.Error("reload on SIGHUP failed, keeping the previous configuration", "err", err)
+				}
+				continue
+			}
+			logger.Info("shutting down", "signal", sig.String())
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			err := server.Shutdown(ctx)
+			cancel()
+			if err != nil {
+				logger.Warn("shutting down the HTTP server", "err", err)
+			}
+			return 0
+		}
+	}
+}
+
+// selfAddress is where the embedded Prometheus scrapes berth-placement's
+// own /metrics: the first listen address, with a wildcard host made local.
+func selfAddress(flags *web.FlagConfig) string {
+	if flags == nil || flags.WebListenAddresses == nil || len(*flags.WebListenAddresses) == 0 {
+		return source.DefaultSelfAddress
+	}
+	host, port, err := net.SplitHostPort((*flags.WebListenAddresses)[0])
+	if err != nil {
+		return source.DefaultSelfAddress
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// redactedURL hides a password given in the URL's user info, so it never
+// reaches the log.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable)"
+	}
+	return u.Redacted()
+}

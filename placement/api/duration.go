@@ -1,0 +1,55 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// Duration is a JSON duration: a Prometheus duration string ("90s", "10m",
+// "1h30m") or a number of seconds. Negative, fractional-nanosecond and
+// non-finite values are refused.
+type Duration time.Duration
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	if string(data) == "null" {
+		return nil
+	}
+	if len(data) > 0 && data[0] == '"' {
+		var s string
+		if err := json.Unmarshal(data, &s); err != nil {
+			return err
+		}
+		v, err := model.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q: want e.g. \"90s\", \"10m\", \"1h\" or a number of seconds", s)
+		}
+		*d = Duration(v)
+		return nil
+	}
+	secs, err := strconv.ParseFloat(string(data), 64)
+	if err != nil {
+		return fmt.Errorf("invalid duration %s: want a string like \"10m\" or a number of seconds", data)
+	}
+	if secs < 0 || secs > float64(1<<62)/float64(time.Second) || secs != secs {
+		return fmt.Errorf("invalid duration %s: must be a non-negative number of seconds", data)
+	}
+	*d = Duration(time.Duration(secs * float64(time.Second)))
+	return nil
+}
+
+// MarshalJSON writes the duration as a Prometheus duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(model.Duration(d).String())
+}
+
+// String is the Prometheus duration form.
+func (d Duration) String() string { return model.Duration(d).String() }
+
+func durationOf(d Duration) time.Duration { return time.Duration(d) }

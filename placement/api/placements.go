@@ -1,0 +1,193 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/berth-dev/berth/placement"
+)
+
+// CheckRequest is POST /api/v1/placements/check.
+type CheckRequest struct {
+	Server       string               `json:"server"`
+	Requirements *placement.Resources `json:"requirements"`
+	// Kind is deployment (default) or build.
+	Kind placement.Kind `json:"kind,omitempty"`
+}
+
+// CheckResponse is the fit of one server, with a one-line summary.
+type CheckResponse struct {
+	placement.FitResult
+	Summary string `json:"summary"`
+}
+
+// PlacementRequest is POST /api/v1/placements.
+type PlacementRequest struct {
+	Requirements *placement.Resources `json:"requirements"`
+	// Candidates restricts the choice to these servers.
+	Candidates     []string           `json:"candidates,omitempty"`
+	Organization   string             `json:"organization,omitempty"`
+	ApplicationID  string             `json:"application_id,omitempty"`
+	Strategy       placement.Strategy `json:"strategy,omitempty"`
+	Reserve        bool               `json:"reserve,omitempty"`
+	IdempotencyKey string             `json:"idempotency_key,omitempty"`
+	TTL            *Duration          `json:"ttl,omitempty"`
+}
+
+// PlacementResponse is a placement decision; Placed says whether a server
+// was chosen (when false, Rejected says why not, server by server).
+type PlacementResponse struct {
+	Placed bool `json:"placed"`
+	*placement.Decision
+}
+
+// maxCandidates bounds the candidates list of one request.
+const maxCandidates = 10000
+
+func (a *API) checkPlacement(c echo.Context) error {
+	var req CheckRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Server == "" {
+		return invalidArgument("server", "server is required")
+	}
+	if req.Requirements == nil {
+		return invalidArgument("requirements", "requirements is required, e.g. {\"cpu\": \"0.5\", \"memory\": \"512m\", \"disk\": \"1g\"}")
+	}
+	if req.Kind == "" {
+		req.Kind = placement.KindDeployment
+	}
+	if !req.Kind.Valid() {
+		return invalidArgument("kind", "kind must be %q or %q, got %q", placement.KindDeployment, placement.KindBuild, req.Kind)
+	}
+	snap, err := a.snapshot(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if _, ok := snap.Servers[req.Server]; !ok {
+		return serverNotFound("server", req.Server)
+	}
+	fit := a.opts.Placer.Check(snap, req.Server, req.Kind, *req.Requirements)
+	return c.JSON(http.StatusOK, CheckResponse{FitResult: fit, Summary: checkSummary(fit, req.Kind)})
+}
+
+func checkSummary(f placement.FitResult, kind placement.Kind) string {
+	if f.Fits {
+		return fmt.Sprintf("%s can take this %s", f.Server, kind)
+	}
+	s := fmt.Sprintf("%s cannot take this %s:", f.Server, kind)
+	for i, r := range f.Reasons {
+		if i > 0 {
+			s += ","
+		}
+		s += " " + r.Text()
+	}
+	return s
+}
+
+func (a *API) createPlacement(c echo.Context) error {
+	var body PlacementRequest
+	if err := decodeJSON(c, &body); err != nil {
+		return err
+	}
+	req, err := a.placementRequest(&body)
+	if err != nil {
+		return err
+	}
+	snap, err := a.snapshot(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	dec, err := a.opts.Placer.Place(snap, req)
+	if err != nil {
+		a.metrics.decision(string(req.Kind), "error", nil)
+		return placeError(err)
+	}
+	if !dec.Replayed {
+		outcome := "placed"
+		if dec.Chosen == "" {
+			outcome = "no_fit"
+		}
+		a.metrics.decision(string(dec.Kind), outcome, rejectionReasons(dec))
+	}
+	return c.JSON(http.StatusOK, PlacementResponse{Placed: dec.Chosen != "", Decision: dec})
+}
+
+// placementRequest validates what the JSON decoder cannot and builds the
+// domain request. Limits the policy sets (ttl ≤ reservations.max_ttl) are
+// 422: the request is well-formed but cannot be honoured.
+func (a *API) placementRequest(body *PlacementRequest) (placement.Request, error) {
+	if body.Requirements == nil {
+		return placement.Request{}, invalidArgument("requirements", "requirements is required, e.g. {\"cpu\": \"0.5\", \"memory\": \"512m\", \"disk\": \"1g\"}")
+	}
+	if len(body.Candidates) > maxCandidates {
+		return placement.Request{}, invalidArgument("candidates", "at most %d candidates, got %d", maxCandidates, len(body.Candidates))
+	}
+	if body.Strategy != "" && !body.Strategy.Valid() {
+		return placement.Request{}, invalidArgument("strategy", "strategy must be %q or %q, got %q", placement.StrategySpread, placement.StrategyPack, body.Strategy)
+	}
+	req := placement.Request{
+		Kind:           placement.KindDeployment,
+		Requirements:   *body.Requirements,
+		Candidates:     body.Candidates,
+		Organization:   body.Organization,
+		ApplicationID:  body.ApplicationID,
+		Strategy:       body.Strategy,
+		Reserve:        body.Reserve,
+		IdempotencyKey: body.IdempotencyKey,
+	}
+	if body.TTL != nil {
+		if !body.Reserve {
+			return placement.Request{}, invalidArgument("ttl", "ttl only applies with \"reserve\": true")
+		}
+		if *body.TTL == 0 {
+			return placement.Request{}, invalidArgument("ttl", "ttl must be positive (omit it for the policy's default)")
+		}
+		req.TTL = durationOf(*body.TTL)
+		if max := a.opts.Policy.Policy().Reservations.MaxTTL; req.TTL > max {
+			return placement.Request{}, unprocessable("ttl", "ttl %s is above the policy's reservations.max_ttl %s", body.TTL.String(), Duration(max).String())
+		}
+	}
+	return req, nil
+}
+
+// placeError maps the Placer's errors to API errors.
+func placeError(err error) error {
+	var fieldErr *placement.FieldError
+	switch {
+	case errors.As(err, &fieldErr):
+		return invalidArgument(fieldErr.Field, "%s", fieldErr.Error())
+	case errors.Is(err, placement.ErrIdempotencyConflict):
+		return &Error{Status: http.StatusConflict, Code: CodeConflict, Field: "idempotency_key", Message: err.Error()}
+	}
+	// Admission refusals (quotas) say their own status, and may say their
+	// code and structured details.
+	var withStatus interface{ HTTPStatus() int }
+	if errors.As(err, &withStatus) {
+		e := &Error{Status: withStatus.HTTPStatus(), Code: codeForStatus(withStatus.HTTPStatus()), Message: err.Error()}
+		var withCode interface{ ErrorCode() string }
+		if errors.As(err, &withCode) {
+			e.Code = withCode.ErrorCode()
+		}
+		var withDetails interface{ ErrorDetails() any }
+		if errors.As(err, &withDetails) {
+			e.Details = withDetails.ErrorDetails()
+		}
+		return e
+	}
+	return err
+}
+
+func rejectionReasons(d *placement.Decision) []string {
+	var out []string
+	for _, r := range d.Rejected {
+		for _, reason := range r.Reasons {
+			out = append(out, string(reason))
+		}
+	}
+	return out
+}
