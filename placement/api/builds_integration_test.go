@@ -27,7 +27,7 @@ import (
 
 // liveBuildPolicy: a server silent for 5s is stale (tests cannot wait a
 // minute), otherwise the defaults (cap 2, the seed's weights).
-const liveBuildPolicy = "freshness: {fresh: 5s, stale: 10m}\nsnapshot: {cache_ttl: 1s}\n"
+const liveBuildPolicy = "freshness: {fresh: 5s, stale: 10m}\n"
 
 // shrunkRules writes the shipped rules with their 5m/15m windows shrunk to
 // 10s/30s: with a 1s scrape interval rate() over a window holding a few
