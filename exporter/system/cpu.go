@@ -6,9 +6,13 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs/sysfs"
+	gopsutil "github.com/shirou/gopsutil/v4/common"
+	"github.com/shirou/gopsutil/v4/cpu"
 )
 
 // jumpBackSeconds is how far a CPU's idle time must fall before we assume the
@@ -29,47 +33,69 @@ var (
 	)
 )
 
+// cpuTimes is one CPU's times in seconds, as gopsutil reads them from
+// /proc/stat.
+type cpuTimes struct {
+	User, Nice, System, Idle, Iowait, IRQ, SoftIRQ, Steal, Guest, GuestNice float64
+}
+
 // cpuCollector exports node_cpu_seconds_total and node_cpu_guest_seconds_total
-// from /proc/stat, keeping each counter monotonic, and from sysfs
-// node_cpu_isolated and the thermal throttle counters, like node_exporter.
+// from gopsutil's per-CPU times, keeping each counter monotonic, and from
+// sysfs (through procfs) node_cpu_isolated and the thermal throttle
+// counters, like node_exporter.
 type cpuCollector struct {
 	paths  Paths
+	env    gopsutil.EnvMap
+	sysfs  sysfs.FS
 	logger *slog.Logger
 	// isolated is read once: isolcpus is a boot parameter.
-	isolated []int
+	isolated []uint16
 
 	mu   sync.Mutex
 	last map[int]cpuTimes
 }
 
 func newCPUCollector(paths Paths, logger *slog.Logger) (*cpuCollector, error) {
-	isolated, err := readIsolatedCPUs(paths)
+	fs, err := sysfs.NewFS(paths.Sys)
+	if err != nil {
+		return nil, fmt.Errorf("opening sysfs at %s: %w", paths.Sys, err)
+	}
+	isolated, err := readIsolatedCPUs(fs)
 	if err != nil {
 		return nil, err
 	}
-	return &cpuCollector{paths: paths, logger: logger, isolated: isolated, last: map[int]cpuTimes{}}, nil
+	return &cpuCollector{paths: paths, env: paths.gopsutilEnv(), sysfs: fs, logger: logger, isolated: isolated, last: map[int]cpuTimes{}}, nil
 }
 
 // Update implements exporter.Collector.
-func (c *cpuCollector) Update(_ context.Context, ch chan<- prometheus.Metric) error {
-	var st procStat
-	err := withFile(c.paths.proc("stat"), func(data []byte) (err error) {
-		st, err = parseProcStat(data)
-		return err
-	})
+func (c *cpuCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	// gopsutil returns an empty list, not an error, when /proc/stat cannot
+	// be read, and skips lines it cannot parse: no CPU at all is the error.
+	stats, err := cpu.TimesWithContext(withEnv(ctx, c.env), true)
 	if err != nil {
-		return fmt.Errorf("reading cpu stats: %w", err)
+		return fmt.Errorf("reading cpu times: %w", err)
 	}
-	if len(st.CPUs) == 0 {
-		return fmt.Errorf("no per-cpu lines in %s", c.paths.proc("stat"))
+	fresh := make(map[int]cpuTimes, len(stats))
+	for _, s := range stats {
+		id, err := strconv.Atoi(strings.TrimPrefix(s.CPU, "cpu"))
+		if err != nil {
+			return fmt.Errorf("reading cpu times: unexpected cpu name %q", s.CPU)
+		}
+		fresh[id] = cpuTimes{
+			User: s.User, Nice: s.Nice, System: s.System, Idle: s.Idle, Iowait: s.Iowait,
+			IRQ: s.Irq, SoftIRQ: s.Softirq, Steal: s.Steal, Guest: s.Guest, GuestNice: s.GuestNice,
+		}
 	}
-	ids := make([]int, 0, len(st.CPUs))
-	for id := range st.CPUs {
+	if len(fresh) == 0 {
+		return fmt.Errorf("reading cpu times: no readable per-cpu line in %s", c.paths.proc("stat"))
+	}
+	ids := make([]int, 0, len(fresh))
+	for id := range fresh {
 		ids = append(ids, id)
 	}
 	sort.Ints(ids)
 
-	current := c.advance(st.CPUs)
+	current := c.advance(fresh)
 	for _, id := range ids {
 		t := current[id]
 		cpu := strconv.Itoa(id)
@@ -88,18 +114,18 @@ func (c *cpuCollector) Update(_ context.Context, ch chan<- prometheus.Metric) er
 		ch <- prometheus.MustNewConstMetric(cpuGuestSecondsDesc, prometheus.CounterValue, t.GuestNice, cpu, "nice")
 	}
 	for _, id := range c.isolated {
-		ch <- prometheus.MustNewConstMetric(cpuIsolatedDesc, prometheus.GaugeValue, 1, strconv.Itoa(id))
+		ch <- prometheus.MustNewConstMetric(cpuIsolatedDesc, prometheus.GaugeValue, 1, strconv.Itoa(int(id)))
 	}
 
-	throttles, err := readThrottles(c.paths)
+	throttles, err := readThrottles(c.sysfs)
 	if err != nil {
 		return err
 	}
 	for pkg, n := range throttles.Package {
-		ch <- prometheus.MustNewConstMetric(cpuPackageThrottlesDesc, prometheus.CounterValue, float64(n), strconv.FormatUint(pkg, 10))
+		ch <- prometheus.MustNewConstMetric(cpuPackageThrottlesDesc, prometheus.CounterValue, float64(n), pkg)
 	}
 	for key, n := range throttles.Core {
-		ch <- prometheus.MustNewConstMetric(cpuCoreThrottlesDesc, prometheus.CounterValue, float64(n), strconv.FormatUint(key[0], 10), strconv.FormatUint(key[1], 10))
+		ch <- prometheus.MustNewConstMetric(cpuCoreThrottlesDesc, prometheus.CounterValue, float64(n), key[0], key[1])
 	}
 	return nil
 }

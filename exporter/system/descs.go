@@ -9,7 +9,7 @@ import (
 const namespace = "node"
 
 // descCache keeps the descriptors of metric families whose names come from
-// the data (meminfo keys, netstat fields, sockstat protocols). Building a
+// the data (sockstat protocols). Building a
 // Desc validates and hashes its name, so reusing them across scrapes keeps
 // the per-scrape CPU cost down. The set is bounded by what the kernel
 // reports, so the cache does not grow without limit.

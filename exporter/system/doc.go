@@ -4,24 +4,32 @@
 // unit and help text node_exporter 1.5 gives it, so dashboards and alert rules
 // written for node_exporter work unchanged against Berth.
 //
-// Why the collectors parse /proc and /sys themselves instead of going through
-// gopsutil or prometheus/procfs:
+// The collectors read the host through libraries, not parsers of their own:
 //
-//   - Exactness. node_exporter's names come from its own parsing (meminfo keys
-//     such as Active(anon) become node_memory_Active_anon_bytes, netstat keys
-//     are filtered by a regexp over "Proto_Field"). gopsutil exposes fixed
-//     structs with other names and units, so it would lose fields and need a
-//     mapping table that drifts from node_exporter.
-//   - Host paths. Each collector reads from Paths (--path.procfs, --path.sysfs,
-//     --path.rootfs) passed to its constructor; gopsutil resolves host paths
-//     from environment variables or context values, which is process-wide
-//     state we do not want.
-//   - Cost. The files involved are tiny line-oriented formats. Reading each
-//     with one read(2) and splitting fields avoids procfs's generic parsing of
-//     lines we do not export (the intr line of /proc/stat has thousands of
-//     numbers) and gopsutil's extra work (it stats, caches and converts), which
-//     keeps CPU per scrape and RSS at or below node_exporter's.
+//   - gopsutil v4 where it gives node_exporter's values exactly: per-CPU
+//     times (cpu.Times), load average (load.Avg), the mount table and
+//     statfs (disk.Partitions, disk.Usage).
+//   - prometheus/procfs, node_exporter's own library, where gopsutil has no
+//     reader (PSI, sockstat, /proc/net/netstat and snmp6, sysfs thermal
+//     throttles and isolated CPUs) or cannot give node_exporter's series:
+//     gopsutil's meminfo folds SReclaimable into Cached, reports absent keys
+//     as 0 and misses 17 of the 55 keys a Linux 6.18 kernel reports (procfs
+//     misses 3); its net.IOCounters keeps 10 of the 16
+//     /proc/net/dev columns; its host.BootTime switches to now − uptime in
+//     containers. Each collector's comment says which and why.
+//   - uname(2) through golang.org/x/sys/unix for node_uname_info: gopsutil's
+//     host.Info lacks the version and domainname labels and does much extra
+//     work (os-release, virtualization probe, process count).
 //
-// Syscalls (statfs, uname) go through golang.org/x/sys/unix and are injected
-// into the collectors that use them, so fixture tests are deterministic.
+// Host paths (--path.procfs, --path.sysfs, --path.rootfs) reach gopsutil
+// through each call's context (Paths.gopsutilEnv, withEnv) and procfs
+// through the FS each collector opens on them; nothing is process-wide.
+//
+// Kept in this package because no library does it: node_exporter's rules on
+// top of the data (CPU counters that never go backwards, mount point and fs
+// type excludes, --path.rootfs stripped from mount points, hung statfs
+// isolation) and caches that keep the per-scrape cost at node_exporter's
+// (the mount table is parsed again only when its text changed; regexp
+// verdicts and metric descriptors are reused). statfs goes through an
+// injected function so fixture tests are deterministic.
 package system

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
+	gopsutil "github.com/shirou/gopsutil/v4/common"
+	"github.com/shirou/gopsutil/v4/disk"
 )
 
 // Defaults of node_exporter 1.5 (upstream; Debian's package patches the
@@ -39,9 +41,15 @@ var (
 		"Whether an error occurred while getting statistics for the given device.", filesystemLabels, nil)
 )
 
-// statfsFunc is unix.Statfs; tests replace it to simulate failing or hung
-// filesystems.
-type statfsFunc func(path string, buf *unix.Statfs_t) error
+// usageFunc is gopsutil's disk.UsageWithContext (one statfs(2)); tests
+// replace it to simulate failing or hung filesystems.
+type usageFunc func(ctx context.Context, path string) (*disk.UsageStat, error)
+
+// mount is one filesystem to report.
+type mount struct {
+	Device, MountPoint, FSType string
+	ReadOnly                   bool
+}
 
 // filesystemOptions are the filesystem collector's flags.
 type filesystemOptions struct {
@@ -51,7 +59,9 @@ type filesystemOptions struct {
 }
 
 // filesystemCollector exports node_filesystem_* for every mounted filesystem
-// not excluded by mount point or type.
+// not excluded by mount point or type. gopsutil lists the mounts (PID 1's
+// mountinfo under --path.procfs, else the reading process's) and stats each
+// one (disk.Usage).
 //
 // A statfs on a dead network mount can block for minutes in the kernel and
 // cannot be cancelled. Each statfs therefore runs in its own goroutine; the
@@ -62,10 +72,12 @@ type filesystemOptions struct {
 // report the error straight away, and stat it again once it returns.
 type filesystemCollector struct {
 	paths              Paths
+	env                gopsutil.EnvMap
+	mounts             *mountTable
 	mountPointsExclude *matchCache[string]
 	fsTypesExclude     *matchCache[string]
 	mountTimeout       time.Duration
-	statfs             statfsFunc
+	usage              usageFunc
 	logger             *slog.Logger
 
 	mu sync.Mutex
@@ -73,7 +85,7 @@ type filesystemCollector struct {
 	stuck map[string]<-chan struct{}
 }
 
-func newFilesystemCollector(paths Paths, opts filesystemOptions, statfs statfsFunc, logger *slog.Logger) (*filesystemCollector, error) {
+func newFilesystemCollector(paths Paths, opts filesystemOptions, usage usageFunc, logger *slog.Logger) (*filesystemCollector, error) {
 	mpExclude, err := regexp.Compile(opts.MountPointsExclude)
 	if err != nil {
 		return nil, fmt.Errorf("invalid --collector.filesystem.mount-points-exclude %q: %w", opts.MountPointsExclude, err)
@@ -87,10 +99,12 @@ func newFilesystemCollector(paths Paths, opts filesystemOptions, statfs statfsFu
 	}
 	return &filesystemCollector{
 		paths:              paths,
+		env:                paths.gopsutilEnv(),
+		mounts:             &mountTable{paths: paths},
 		mountPointsExclude: newMatchCache(mpExclude),
 		fsTypesExclude:     newMatchCache(fsExclude),
 		mountTimeout:       opts.MountTimeout,
-		statfs:             statfs,
+		usage:              usage,
 		logger:             logger,
 		stuck:              map[string]<-chan struct{}{},
 	}, nil
@@ -100,7 +114,7 @@ func newFilesystemCollector(paths Paths, opts filesystemOptions, statfs statfsFu
 type pendingStat struct {
 	mount mount
 	done  chan struct{}
-	buf   unix.Statfs_t
+	usage *disk.UsageStat
 	err   error
 	// skipped is set when the mount is still stuck from an earlier scrape.
 	skipped bool
@@ -108,11 +122,12 @@ type pendingStat struct {
 
 // Update implements exporter.Collector.
 func (c *filesystemCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	mounts, err := readMounts(c.paths)
+	ctx = withEnv(ctx, c.env)
+	partitions, err := c.mounts.list(ctx)
 	if err != nil {
 		return err
 	}
-	mounts = c.selectMounts(mounts)
+	mounts := c.selectMounts(partitions)
 
 	pending := make([]*pendingStat, len(mounts))
 	for i, m := range mounts {
@@ -124,7 +139,9 @@ func (c *filesystemCollector) Update(ctx context.Context, ch chan<- prometheus.M
 		}
 		go func() {
 			defer close(p.done)
-			p.err = c.statfs(c.paths.root(p.mount.MountPoint), &p.buf)
+			// The call cannot be cancelled (statfs(2) blocks in the
+			// kernel), so it gets no deadline; the wait below has one.
+			p.usage, p.err = c.usage(context.WithoutCancel(ctx), c.paths.root(p.mount.MountPoint))
 		}()
 	}
 
@@ -165,13 +182,16 @@ func (c *filesystemCollector) Update(ctx context.Context, ch chan<- prometheus.M
 		if m.ReadOnly {
 			ro = 1
 		}
-		bsize := float64(p.buf.Bsize)
+		u := p.usage
+		// gopsutil: Total = blocks×bsize, Free = bavail×bsize (available
+		// to non-root), Used = (blocks − bfree)×bsize, so node_exporter's
+		// free_bytes (bfree×bsize) is Total − Used.
 		ch <- prometheus.MustNewConstMetric(fsDeviceErrorDesc, prometheus.GaugeValue, 0, labels...)
-		ch <- prometheus.MustNewConstMetric(fsSizeDesc, prometheus.GaugeValue, float64(p.buf.Blocks)*bsize, labels...)
-		ch <- prometheus.MustNewConstMetric(fsFreeDesc, prometheus.GaugeValue, float64(p.buf.Bfree)*bsize, labels...)
-		ch <- prometheus.MustNewConstMetric(fsAvailDesc, prometheus.GaugeValue, float64(p.buf.Bavail)*bsize, labels...)
-		ch <- prometheus.MustNewConstMetric(fsFilesDesc, prometheus.GaugeValue, float64(p.buf.Files), labels...)
-		ch <- prometheus.MustNewConstMetric(fsFilesFreeDesc, prometheus.GaugeValue, float64(p.buf.Ffree), labels...)
+		ch <- prometheus.MustNewConstMetric(fsSizeDesc, prometheus.GaugeValue, float64(u.Total), labels...)
+		ch <- prometheus.MustNewConstMetric(fsFreeDesc, prometheus.GaugeValue, float64(u.Total-u.Used), labels...)
+		ch <- prometheus.MustNewConstMetric(fsAvailDesc, prometheus.GaugeValue, float64(u.Free), labels...)
+		ch <- prometheus.MustNewConstMetric(fsFilesDesc, prometheus.GaugeValue, float64(u.InodesTotal), labels...)
+		ch <- prometheus.MustNewConstMetric(fsFilesFreeDesc, prometheus.GaugeValue, float64(u.InodesFree), labels...)
 		ch <- prometheus.MustNewConstMetric(fsReadOnlyDesc, prometheus.GaugeValue, ro, labels...)
 	}
 	return nil
@@ -180,15 +200,20 @@ func (c *filesystemCollector) Update(ctx context.Context, ch chan<- prometheus.M
 // selectMounts drops excluded mount points and types and keeps one entry per
 // (device, mountpoint, fstype): the same filesystem mounted twice at one
 // place would otherwise be a duplicate series.
-func (c *filesystemCollector) selectMounts(mounts []mount) []mount {
-	seen := make(map[[3]string]bool, len(mounts))
-	out := mounts[:0]
+func (c *filesystemCollector) selectMounts(partitions []disk.PartitionStat) []mount {
+	seen := make(map[[3]string]bool, len(partitions))
+	var out []mount
 	c.mountPointsExclude.begin()
 	defer c.mountPointsExclude.end()
 	c.fsTypesExclude.begin()
 	defer c.fsTypesExclude.end()
-	for _, m := range mounts {
-		m.MountPoint = c.paths.stripRoot(m.MountPoint)
+	for _, p := range partitions {
+		m := mount{
+			Device:     p.Device,
+			MountPoint: c.paths.stripRoot(p.Mountpoint),
+			FSType:     p.Fstype,
+			ReadOnly:   slices.Contains(p.Opts, "ro"),
+		}
 		if c.mountPointsExclude.match(m.MountPoint) {
 			continue
 		}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/exporter"
-	"golang.org/x/sys/unix"
+	"github.com/shirou/gopsutil/v4/disk"
 )
 
 // hangingStatfs answers like fixtureStatfs but blocks on /mnt/nfs until
@@ -21,14 +21,13 @@ type hangingStatfs struct {
 	once    sync.Once
 }
 
-func (h *hangingStatfs) statfs(path string, buf *unix.Statfs_t) error {
+func (h *hangingStatfs) usage(ctx context.Context, path string) (*disk.UsageStat, error) {
 	if path == "/mnt/nfs" {
 		h.calls.Add(1)
 		<-h.release
-		*buf = unix.Statfs_t{Bsize: 4096, Blocks: 100, Bfree: 50, Bavail: 50, Files: 10, Ffree: 5}
-		return nil
+		return statfsResult{Bsize: 4096, Blocks: 100, Bfree: 50, Bavail: 50, Files: 10, Ffree: 5}.usage(path), nil
 	}
-	return fixtureStatfs.statfs(path, buf)
+	return fixtureStatfs.usage(ctx, path)
 }
 
 func (h *hangingStatfs) unblock() { h.once.Do(func() { close(h.release) }) }
@@ -43,7 +42,7 @@ func TestFilesystemHungMount(t *testing.T) {
 	h := &hangingStatfs{release: make(chan struct{})}
 	t.Cleanup(h.unblock)
 	cfg := fixtureConfig("testdata/proc")
-	cfg.statfs = h.statfs
+	cfg.usage = h.usage
 	cfg.filesystem.MountTimeout = time.Second
 	fs, err := cfg.newCollector("filesystem", slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -95,7 +94,7 @@ func TestFilesystemHungMountScrapeDeadline(t *testing.T) {
 	h := &hangingStatfs{release: make(chan struct{})}
 	t.Cleanup(h.unblock)
 	cfg := fixtureConfig("testdata/proc")
-	cfg.statfs = h.statfs
+	cfg.usage = h.usage
 	cfg.filesystem.MountTimeout = time.Hour
 	fs, err := cfg.newCollector("filesystem", slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -112,31 +111,6 @@ func TestFilesystemHungMountScrapeDeadline(t *testing.T) {
 		if !strings.Contains(out, want+"\n") {
 			t.Fatalf("want %q in:\n%s", want, out)
 		}
-	}
-}
-
-func TestParseMounts(t *testing.T) {
-	got, err := parseMounts("/dev/sda1 / ext4 rw,relatime 0 0\n" +
-		"/dev/sdb /mnt/my\\040disk\\011x xfs ro,noatime 0 0\n" +
-		"server:/a\\134b /nfs nfs4 rw,ro-fallback 0 0\n\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []mount{
-		{Device: "/dev/sda1", MountPoint: "/", FSType: "ext4"},
-		{Device: "/dev/sdb", MountPoint: "/mnt/my disk\tx", FSType: "xfs", ReadOnly: true},
-		{Device: `server:/a\b`, MountPoint: "/nfs", FSType: "nfs4"},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("got %d mounts %+v, want %d", len(got), got, len(want))
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Errorf("mount %d: got %+v, want %+v", i, got[i], want[i])
-		}
-	}
-	if _, err := parseMounts("/dev/sda1 /\n"); err == nil {
-		t.Error("short mount line accepted")
 	}
 }
 
@@ -164,11 +138,11 @@ func TestFilesystemRootfs(t *testing.T) {
 	)
 	cfg := fixtureConfig("testdata/proc")
 	cfg.paths.Root = "/host"
-	cfg.statfs = func(path string, buf *unix.Statfs_t) error {
+	cfg.usage = func(ctx context.Context, path string) (*disk.UsageStat, error) {
 		mu.Lock()
 		asked = append(asked, path)
 		mu.Unlock()
-		return fixtureStatfs.statfs(strings.TrimPrefix(path, "/host"), buf)
+		return fixtureStatfs.usage(ctx, strings.TrimPrefix(path, "/host"))
 	}
 	fs, err := cfg.newCollector("filesystem", discardLogger())
 	if err != nil {

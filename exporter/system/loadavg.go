@@ -3,10 +3,10 @@ package system
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	gopsutil "github.com/shirou/gopsutil/v4/common"
+	"github.com/shirou/gopsutil/v4/load"
 )
 
 var loadDescs = [3]*prometheus.Desc{
@@ -15,40 +15,22 @@ var loadDescs = [3]*prometheus.Desc{
 	prometheus.NewDesc(namespace+"_load15", "15m load average.", nil, nil),
 }
 
-// loadavgCollector exports node_load1, node_load5 and node_load15.
+// loadavgCollector exports node_load1, node_load5 and node_load15 from
+// gopsutil, which reads /proc/loadavg under --path.procfs and falls back to
+// sysinfo(2) when it cannot (the load average is not namespaced, so that is
+// the same host-wide value).
 type loadavgCollector struct {
-	paths Paths
+	env gopsutil.EnvMap
 }
 
 // Update implements exporter.Collector.
-func (c *loadavgCollector) Update(_ context.Context, ch chan<- prometheus.Metric) error {
-	var loads [3]float64
-	err := withFile(c.paths.proc("loadavg"), func(data []byte) (err error) {
-		loads, err = parseLoadavg(string(data))
-		return err
-	})
+func (c *loadavgCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	avg, err := load.AvgWithContext(withEnv(ctx, c.env))
 	if err != nil {
 		return fmt.Errorf("reading load average: %w", err)
 	}
-	for i, v := range loads {
+	for i, v := range [3]float64{avg.Load1, avg.Load5, avg.Load15} {
 		ch <- prometheus.MustNewConstMetric(loadDescs[i], prometheus.GaugeValue, v)
 	}
 	return nil
-}
-
-// parseLoadavg reads the first three fields of /proc/loadavg.
-func parseLoadavg(data string) ([3]float64, error) {
-	var loads [3]float64
-	fields := strings.Fields(data)
-	if len(fields) < 3 {
-		return loads, fmt.Errorf("parsing loadavg %q: want at least 3 fields, got %d", strings.TrimSpace(data), len(fields))
-	}
-	for i := range loads {
-		v, err := strconv.ParseFloat(fields[i], 64)
-		if err != nil {
-			return loads, fmt.Errorf("parsing loadavg field %d %q: %w", i+1, fields[i], err)
-		}
-		loads[i] = v
-	}
-	return loads, nil
 }

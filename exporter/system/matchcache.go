@@ -6,7 +6,7 @@ import (
 )
 
 // matchCache remembers a regexp's verdict on the strings seen in the
-// previous scrape (netstat field names, mount points, fs types): the set
+// previous scrape (mount points, fs types): the set
 // hardly changes between scrapes, and matching hundreds of names against
 // node_exporter's long default patterns every time was the collectors'
 // largest CPU cost. Only names seen in the latest scrape are kept, so

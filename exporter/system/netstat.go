@@ -5,26 +5,42 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"reflect"
 	"regexp"
-	"strconv"
-	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs"
 )
 
 // defaultNetstatFields is node_exporter 1.5's --collector.netstat.fields.
 const defaultNetstatFields = `^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$`
 
 // netstatCollector exports node_netstat_<Proto>_<Field> from
-// /proc/net/netstat, /proc/net/snmp and /proc/net/snmp6, filtered by
-// --collector.netstat.fields. Like node_exporter it publishes them untyped.
+// /proc/net/netstat, /proc/net/snmp and /proc/net/snmp6 (the agent's network
+// namespace, like node_exporter), filtered by --collector.netstat.fields.
+// Like node_exporter it publishes them untyped.
+//
+// The files are read with procfs (ProcNetstat, ProcSnmp, ProcSnmp6), whose
+// structs name each protocol and counter exactly as the kernel does
+// (TcpExt.ListenOverflows); the names node_exporter builds are read off
+// those structs. gopsutil's net.ProtoCounters is not used: it reads only
+// /proc/net/snmp, without TcpExt, IpExt and the IPv6 counters.
 type netstatCollector struct {
-	paths Paths
-	// fields caches the --collector.netstat.fields verdict per
-	// (protocol, field), which avoids building "Proto_Field" for the
-	// hundreds of fields that are not exported.
-	fields *matchCache[[2]string]
-	descs  *descCache
+	proc procfs.FS
+	// selected are the counters --collector.netstat.fields keeps, with
+	// their descriptors: procfs's structs fix the set of counters, so the
+	// regexp is matched once, not per scrape.
+	selected [3][]netstatCounter
+
+	mu   sync.Mutex
+	self *procfs.Proc // resolved on first use; a process keeps its PID
+}
+
+// netstatCounter is one exported counter.
+type netstatCounter struct {
+	counterField
+	desc *prometheus.Desc
 }
 
 func newNetstatCollector(paths Paths, fields string) (*netstatCollector, error) {
@@ -32,126 +48,108 @@ func newNetstatCollector(paths Paths, fields string) (*netstatCollector, error) 
 	if err != nil {
 		return nil, fmt.Errorf("invalid --collector.netstat.fields %q: %w", fields, err)
 	}
-	cache := &matchCache[[2]string]{
-		matches: func(k [2]string) bool { return re.MatchString(k[0] + "_" + k[1]) },
-		prev:    map[[2]string]bool{},
+	proc, err := procfs.NewFS(paths.Proc)
+	if err != nil {
+		return nil, fmt.Errorf("opening procfs at %s: %w", paths.Proc, err)
 	}
-	return &netstatCollector{paths: paths, fields: cache, descs: newDescCache()}, nil
-}
-
-// netStat is one counter: Proto "Tcp", Field "CurrEstab".
-type netStat struct {
-	Proto, Field string
-	Value        float64
+	c := &netstatCollector{proc: proc}
+	for i, all := range [3][]counterField{netstatFields, snmpFields, snmp6Fields} {
+		for _, f := range all {
+			name := f.proto + "_" + f.field
+			if !re.MatchString(name) {
+				continue
+			}
+			desc := prometheus.NewDesc(namespace+"_netstat_"+name, "Statistic "+f.proto+f.field+".", nil, nil)
+			c.selected[i] = append(c.selected[i], netstatCounter{counterField: f, desc: desc})
+		}
+	}
+	return c, nil
 }
 
 // Update implements exporter.Collector.
 func (c *netstatCollector) Update(_ context.Context, ch chan<- prometheus.Metric) error {
-	c.fields.begin()
-	defer c.fields.end()
-	keep := func(proto, field string) bool { return c.fields.match([2]string{proto, field}) }
-
-	var stats []netStat
-	for _, file := range []string{"netstat", "snmp"} {
-		path := c.paths.proc("net", file)
-		err := withFile(path, func(data []byte) error {
-			s, err := parseNetstatPairs(string(data), keep)
-			if err != nil {
-				return fmt.Errorf("parsing %s: %w", path, err)
-			}
-			stats = append(stats, s...)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("reading network statistics: %w", err)
-		}
+	self, err := c.selfProc()
+	if err != nil {
+		return fmt.Errorf("reading network statistics: %w", err)
+	}
+	netstat, err := self.Netstat()
+	if err != nil {
+		return fmt.Errorf("reading network statistics: %w", err)
+	}
+	snmp, err := self.Snmp()
+	if err != nil {
+		return fmt.Errorf("reading network statistics: %w", err)
 	}
 	// A kernel booted without IPv6 has no snmp6; that is not an error.
-	path := c.paths.proc("net", "snmp6")
-	err := withFile(path, func(data []byte) error {
-		s, err := parseSNMP6(string(data), keep)
-		if err != nil {
-			return fmt.Errorf("parsing %s: %w", path, err)
-		}
-		stats = append(stats, s...)
-		return nil
-	})
+	snmp6, err := self.Snmp6()
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("reading IPv6 network statistics: %w", err)
 	}
-
-	for _, s := range stats {
-		key := s.Proto + "_" + s.Field
-		desc := c.descs.get(namespace+"_netstat_"+key, "Statistic "+s.Proto+s.Field+".")
-		m, err := prometheus.NewConstMetric(desc, prometheus.UntypedValue, s.Value)
-		if err != nil {
-			continue // a field name a metric cannot carry; skip it, keep the rest
+	for i, stats := range [3]any{&netstat, &snmp, &snmp6} {
+		for _, f := range c.selected[i] {
+			if v, ok := f.value(stats); ok {
+				ch <- prometheus.MustNewConstMetric(f.desc, prometheus.UntypedValue, v)
+			}
 		}
-		ch <- m
 	}
 	return nil
 }
 
-// parseNetstatPairs parses the header/value line pairs of /proc/net/netstat
-// and /proc/net/snmp ("Tcp: RtoAlgorithm RtoMin …" then "Tcp: 1 200 …"),
-// returning the fields keep accepts (only those values are parsed: the
-// files hold hundreds of counters and few are exported).
-func parseNetstatPairs(data string, keep func(proto, field string) bool) ([]netStat, error) {
-	var out []netStat
-	for lineNo := 1; data != ""; lineNo += 2 {
-		var header, values string
-		header, data, _ = strings.Cut(data, "\n")
-		if strings.TrimSpace(header) == "" {
-			continue
+// selfProc is this process's procfs entry: /proc/net is a link to
+// /proc/self/net, so the files are read through it.
+func (c *netstatCollector) selfProc() (procfs.Proc, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.self == nil {
+		p, err := c.proc.Self()
+		if err != nil {
+			return procfs.Proc{}, err
 		}
-		values, data, _ = strings.Cut(data, "\n")
-		names := strings.Fields(header)
-		vals := strings.Fields(values)
-		if len(names) == 0 || len(names) != len(vals) || names[0] != vals[0] {
-			return nil, fmt.Errorf("line %d: header %q does not match values %q", lineNo, header, values)
-		}
-		proto := strings.TrimSuffix(names[0], ":")
-		for j := 1; j < len(names); j++ {
-			if !keep(proto, names[j]) {
-				continue
-			}
-			v, err := strconv.ParseFloat(vals[j], 64)
-			if err != nil {
-				return nil, fmt.Errorf("parsing %s%s: %w", proto, names[j], err)
-			}
-			out = append(out, netStat{Proto: proto, Field: names[j], Value: v})
-		}
+		c.self = &p
 	}
-	return out, nil
+	return *c.self, nil
 }
 
-// parseSNMP6 parses /proc/net/snmp6 ("Ip6InReceives  123" per line): the
-// protocol is the name up to and including its first "6". It returns the
-// fields keep accepts.
-func parseSNMP6(data string, keep func(proto, field string) bool) ([]netStat, error) {
-	var out []netStat
-	for data != "" {
-		var line string
-		line, data, _ = strings.Cut(data, "\n")
-		line = strings.TrimSpace(line)
-		end := strings.IndexAny(line, " \t")
-		if end < 0 {
-			continue
-		}
-		name, value := line[:end], strings.TrimSpace(line[end:])
-		six := strings.IndexByte(name, '6')
-		if six < 0 {
-			continue
-		}
-		proto, field := name[:six+1], name[six+1:]
-		if !keep(proto, field) {
-			continue
-		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			return nil, fmt.Errorf("parsing %s: %w", name, err)
-		}
-		out = append(out, netStat{Proto: proto, Field: field, Value: v})
+// counterField is one *float64 counter of a procfs netstat/snmp struct:
+// the embedded struct's type name is the protocol ("TcpExt"), the field's
+// name the counter ("ListenOverflows").
+type counterField struct {
+	proto, field string
+	index        []int
+}
+
+// value returns the counter in stats (a pointer to the struct the field was
+// found in), and false when the kernel did not report it.
+func (f counterField) value(stats any) (float64, bool) {
+	p := reflect.ValueOf(stats).Elem().FieldByIndex(f.index)
+	if p.IsNil() {
+		return 0, false
 	}
-	return out, nil
+	return p.Elem().Float(), true
+}
+
+var (
+	float64PtrType = reflect.TypeFor[*float64]()
+	netstatFields  = counterFields(reflect.TypeFor[procfs.ProcNetstat]())
+	snmpFields     = counterFields(reflect.TypeFor[procfs.ProcSnmp]())
+	snmp6Fields    = counterFields(reflect.TypeFor[procfs.ProcSnmp6]())
+)
+
+// counterFields lists the counters of a procfs struct made of one embedded
+// struct per protocol.
+func counterFields(t reflect.Type) []counterField {
+	var out []counterField
+	for _, proto := range reflect.VisibleFields(t) {
+		if !proto.Anonymous || proto.Type.Kind() != reflect.Struct {
+			continue
+		}
+		for i := range proto.Type.NumField() {
+			f := proto.Type.Field(i)
+			if f.Type != float64PtrType {
+				continue
+			}
+			out = append(out, counterField{proto: proto.Type.Name(), field: f.Name, index: append(append([]int(nil), proto.Index...), i)})
+		}
+	}
+	return out
 }

@@ -1,8 +1,11 @@
 package system
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
+
+	gopsutil "github.com/shirou/gopsutil/v4/common"
 )
 
 // Paths locates the host's pseudo-filesystems and root filesystem. Running
@@ -17,24 +20,46 @@ type Paths struct {
 	Root string
 }
 
-func (p Paths) proc(elem ...string) string {
-	return filepath.Join(append([]string{p.Proc}, elem...)...)
+// gopsutilEnv returns these paths in the form gopsutil reads them from a
+// call's context (see withEnv). gopsutil only falls back to the HOST_PROC…
+// environment variables for empty values, which never occur here, so no
+// process-wide state is involved.
+func (p Paths) gopsutilEnv() gopsutil.EnvMap {
+	return gopsutil.EnvMap{
+		gopsutil.HostProcEnvKey: p.Proc,
+		gopsutil.HostSysEnvKey:  p.Sys,
+		gopsutil.HostRootEnvKey: p.Root,
+		// gopsutil resolves /dev/mapper/* and /dev/root under HOST_DEV.
+		gopsutil.HostDevEnvKey: p.root("/dev"),
+		gopsutil.HostEtcEnvKey: p.root("/etc"),
+		gopsutil.HostVarEnvKey: p.root("/var"),
+		gopsutil.HostRunEnvKey: p.root("/run"),
+	}
 }
 
-func (p Paths) sys(elem ...string) string {
-	return filepath.Join(append([]string{p.Sys}, elem...)...)
+// withEnv returns ctx carrying env (from gopsutilEnv, built once per
+// collector) for the gopsutil calls of one scrape.
+func withEnv(ctx context.Context, env gopsutil.EnvMap) context.Context {
+	return context.WithValue(ctx, gopsutil.EnvKey, env)
+}
+
+func (p Paths) proc(elem ...string) string {
+	return filepath.Join(append([]string{p.Proc}, elem...)...)
 }
 
 // root maps a host path (a mount point as the host sees it) to where this
 // process can reach it.
 func (p Paths) root(hostPath string) string {
+	if p.Root == "" || p.Root == "/" {
+		return hostPath // the common case, once per mount and scrape
+	}
 	return filepath.Join(p.Root, hostPath)
 }
 
 // stripRoot turns a mount point seen from inside the container (below
 // --path.rootfs) back into the host's path, as node_exporter does, so that
 // the mountpoint label is the same whether the agent runs on the host or in
-// a container.
+// a container. No library does this: it is node_exporter's own rule.
 func (p Paths) stripRoot(mountPoint string) string {
 	if p.Root == "" || p.Root == "/" {
 		return mountPoint

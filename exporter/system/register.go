@@ -4,7 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/berth-dev/berth/exporter"
-	"golang.org/x/sys/unix"
+	"github.com/shirou/gopsutil/v4/disk"
 )
 
 // config is everything the system collectors need once flags are parsed.
@@ -13,7 +13,7 @@ type config struct {
 	filesystem          filesystemOptions
 	netdevDeviceExclude string
 	netstatFields       string
-	statfs              statfsFunc
+	usage               usageFunc
 	uname               unameFunc
 }
 
@@ -23,7 +23,7 @@ type config struct {
 // Flag names and defaults are node_exporter 1.5's.
 func Register(reg *exporter.Registry) {
 	app := reg.App()
-	cfg := &config{statfs: unix.Statfs, uname: systemUname}
+	cfg := &config{usage: disk.UsageWithContext, uname: systemUname}
 	app.Flag("path.procfs", "procfs mountpoint.").Default("/proc").StringVar(&cfg.paths.Proc)
 	app.Flag("path.sysfs", "sysfs mountpoint.").Default("/sys").StringVar(&cfg.paths.Sys)
 	app.Flag("path.rootfs", "rootfs mountpoint.").Default("/").StringVar(&cfg.paths.Root)
@@ -61,23 +61,23 @@ var collectorNames = []string{
 func (cfg *config) newCollector(name string, logger *slog.Logger) (exporter.Collector, error) {
 	switch name {
 	case "boottime":
-		return &bootTimeCollector{paths: cfg.paths}, nil
+		return newBootTimeCollector(cfg.paths)
 	case "cpu":
 		return newCPUCollector(cfg.paths, logger)
 	case "filesystem":
-		return newFilesystemCollector(cfg.paths, cfg.filesystem, cfg.statfs, logger)
+		return newFilesystemCollector(cfg.paths, cfg.filesystem, cfg.usage, logger)
 	case "loadavg":
-		return &loadavgCollector{paths: cfg.paths}, nil
+		return &loadavgCollector{env: cfg.paths.gopsutilEnv()}, nil
 	case "meminfo":
-		return newMeminfoCollector(cfg.paths), nil
+		return newMeminfoCollector(cfg.paths)
 	case "netdev":
 		return newNetdevCollector(cfg.paths, cfg.netdevDeviceExclude)
 	case "netstat":
 		return newNetstatCollector(cfg.paths, cfg.netstatFields)
 	case "pressure":
-		return &pressureCollector{paths: cfg.paths, logger: logger}, nil
+		return newPressureCollector(cfg.paths, logger)
 	case "sockstat":
-		return newSockstatCollector(cfg.paths), nil
+		return newSockstatCollector(cfg.paths)
 	case "uname":
 		return &unameCollector{uname: cfg.uname}, nil
 	}

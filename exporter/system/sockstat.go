@@ -6,49 +6,33 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs"
 )
 
 // sockstatCollector exports node_sockstat_* from /proc/net/sockstat and
-// /proc/net/sockstat6.
+// /proc/net/sockstat6, read with procfs exactly as node_exporter does
+// (gopsutil has no sockstat reader).
 type sockstatCollector struct {
-	paths    Paths
+	proc     procfs.FS
 	pageSize float64
 	descs    *descCache
 }
 
-func newSockstatCollector(paths Paths) *sockstatCollector {
-	return &sockstatCollector{paths: paths, pageSize: float64(os.Getpagesize()), descs: newDescCache()}
+func newSockstatCollector(paths Paths) (*sockstatCollector, error) {
+	proc, err := procfs.NewFS(paths.Proc)
+	if err != nil {
+		return nil, fmt.Errorf("opening procfs at %s: %w", paths.Proc, err)
+	}
+	return &sockstatCollector{proc: proc, pageSize: float64(os.Getpagesize()), descs: newDescCache()}, nil
 }
-
-// sockStat is one exported number: Name "TCP_inuse", or "sockets_used".
-type sockStat struct {
-	Name  string
-	Help  string
-	Value float64
-}
-
-// sockstatKeys are the per-protocol fields node_exporter exports (through
-// procfs, which knows exactly these); others the kernel may add are ignored
-// so that the metric set stays node_exporter's.
-var sockstatKeys = map[string]bool{"inuse": true, "orphan": true, "tw": true, "alloc": true, "mem": true, "memory": true}
 
 // Update implements exporter.Collector.
 func (c *sockstatCollector) Update(_ context.Context, ch chan<- prometheus.Metric) error {
 	found := 0
-	for _, file := range []string{"sockstat", "sockstat6"} {
-		path := c.paths.proc("net", file)
-		var stats []sockStat
-		err := withFile(path, func(data []byte) (err error) {
-			stats, err = parseSockstat(string(data), file == "sockstat6", c.pageSize)
-			if err != nil {
-				return fmt.Errorf("parsing %s: %w", path, err)
-			}
-			return nil
-		})
+	for _, read := range []func() (*procfs.NetSockstat, error){c.proc.NetSockstat, c.proc.NetSockstat6} {
+		stat, err := read()
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // sockstat6 is absent without IPv6
 		}
@@ -56,55 +40,45 @@ func (c *sockstatCollector) Update(_ context.Context, ch chan<- prometheus.Metri
 			return fmt.Errorf("reading socket statistics: %w", err)
 		}
 		found++
-		for _, s := range stats {
-			desc := c.descs.get(namespace+"_sockstat_"+s.Name, s.Help)
-			m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, s.Value)
-			if err != nil {
-				continue
-			}
-			ch <- m
-		}
+		c.publish(ch, stat)
 	}
 	if found == 0 {
-		return fmt.Errorf("reading socket statistics: neither %s nor %s exists", c.paths.proc("net", "sockstat"), c.paths.proc("net", "sockstat6"))
+		return errors.New("reading socket statistics: neither net/sockstat nor net/sockstat6 exists")
 	}
 	return nil
 }
 
-// parseSockstat parses lines like "TCP: inuse 4 orphan 0 tw 4 alloc 4 mem 25".
-// "mem" counts pages, so a mem_bytes value is derived from it; the
-// "sockets: used N" line of the IPv4 file becomes sockets_used.
-func parseSockstat(data string, ipv6 bool, pageSize float64) ([]sockStat, error) {
-	var out []sockStat
-	for line := range strings.Lines(data) {
-		fields := strings.Fields(line)
-		if len(fields) == 0 {
-			continue
-		}
-		proto := strings.TrimSuffix(fields[0], ":")
-		if len(fields)%2 != 1 || proto == fields[0] {
-			return nil, fmt.Errorf("line %q: want \"PROTO: key value …\"", strings.TrimSpace(line))
-		}
-		for i := 1; i < len(fields); i += 2 {
-			key := fields[i]
-			v, err := strconv.ParseFloat(fields[i+1], 64)
-			if err != nil {
-				return nil, fmt.Errorf("parsing %s %s: %w", proto, key, err)
-			}
-			if proto == "sockets" {
-				if key == "used" && !ipv6 {
-					out = append(out, sockStat{Name: "sockets_used", Help: "Number of IPv4 sockets in use.", Value: v})
-				}
+// publish sends one file's statistics. Only the IPv4 file has the
+// "sockets: used N" line (procfs leaves Used nil for IPv6); "mem" counts
+// pages, so node_exporter derives a mem_bytes value from it.
+func (c *sockstatCollector) publish(ch chan<- prometheus.Metric, s *procfs.NetSockstat) {
+	if s.Used != nil {
+		c.send(ch, "sockets_used", "Number of IPv4 sockets in use.", float64(*s.Used))
+	}
+	for _, p := range s.Protocols {
+		for _, f := range []struct {
+			name  string
+			value *int
+		}{
+			{"inuse", &p.InUse}, {"orphan", p.Orphan}, {"tw", p.TW},
+			{"alloc", p.Alloc}, {"mem", p.Mem}, {"memory", p.Memory},
+		} {
+			if f.value == nil {
 				continue
 			}
-			if !sockstatKeys[key] {
-				continue
-			}
-			out = append(out, sockStat{Name: proto + "_" + key, Help: fmt.Sprintf("Number of %s sockets in state %s.", proto, key), Value: v})
-			if key == "mem" {
-				out = append(out, sockStat{Name: proto + "_mem_bytes", Help: fmt.Sprintf("Number of %s sockets in state mem_bytes.", proto), Value: v * pageSize})
-			}
+			c.send(ch, p.Protocol+"_"+f.name, "Number of "+p.Protocol+" sockets in state "+f.name+".", float64(*f.value))
+		}
+		if p.Mem != nil {
+			c.send(ch, p.Protocol+"_mem_bytes", "Number of "+p.Protocol+" sockets in state mem_bytes.", float64(*p.Mem)*c.pageSize)
 		}
 	}
-	return out, nil
+}
+
+func (c *sockstatCollector) send(ch chan<- prometheus.Metric, name, help string, v float64) {
+	desc := c.descs.get(namespace+"_sockstat_"+name, help)
+	m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, v)
+	if err != nil {
+		return // a protocol name a metric cannot carry; skip it, keep the rest
+	}
+	ch <- m
 }

@@ -15,33 +15,50 @@ import (
 	"github.com/berth-dev/berth/exporter"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
-	"golang.org/x/sys/unix"
+	"github.com/shirou/gopsutil/v4/disk"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files from the current output")
 
-// fakeStatfs answers statfs from a table keyed by path; unknown paths fail
-// with ENOENT, paths in errs with that error.
+// statfsResult is what statfs(2) reports for one filesystem.
+type statfsResult struct {
+	Bsize, Blocks, Bfree, Bavail, Files, Ffree uint64
+}
+
+// usage is what gopsutil's disk.Usage returns for that statfs result.
+func (s statfsResult) usage(path string) *disk.UsageStat {
+	return &disk.UsageStat{
+		Path:        path,
+		Total:       s.Blocks * s.Bsize,
+		Free:        s.Bavail * s.Bsize,
+		Used:        (s.Blocks - s.Bfree) * s.Bsize,
+		InodesTotal: s.Files,
+		InodesFree:  s.Ffree,
+		InodesUsed:  s.Files - s.Ffree,
+	}
+}
+
+// fakeStatfs answers disk usage from a table keyed by path; unknown paths
+// fail with ENOENT, paths in errs with that error.
 type fakeStatfs struct {
-	stats map[string]unix.Statfs_t
+	stats map[string]statfsResult
 	errs  map[string]error
 }
 
-func (f fakeStatfs) statfs(path string, buf *unix.Statfs_t) error {
+func (f fakeStatfs) usage(_ context.Context, path string) (*disk.UsageStat, error) {
 	if err, ok := f.errs[path]; ok {
-		return err
+		return nil, err
 	}
 	st, ok := f.stats[path]
 	if !ok {
-		return syscall.ENOENT
+		return nil, syscall.ENOENT
 	}
-	*buf = st
-	return nil
+	return st.usage(path), nil
 }
 
-// fixtureStatfs is the statfs view of the mounts in testdata/proc/1/mounts.
+// fixtureStatfs is the statfs view of the mounts in testdata/proc/1/mountinfo.
 var fixtureStatfs = fakeStatfs{
-	stats: map[string]unix.Statfs_t{
+	stats: map[string]statfsResult{
 		"/":                 {Bsize: 4096, Blocks: 10_000_000, Bfree: 6_000_000, Bavail: 5_500_000, Files: 2_621_440, Ffree: 2_400_000},
 		"/run":              {Bsize: 4096, Blocks: 200_808, Bfree: 200_500, Bavail: 200_500, Files: 1_003_000, Ffree: 1_002_100},
 		"/boot/efi":         {Bsize: 512, Blocks: 218_096, Bfree: 206_390, Bavail: 206_390},
@@ -65,7 +82,7 @@ func fixtureConfig(procfs string) *config {
 			MountTimeout:       defaultMountTimeout,
 		},
 		netstatFields: defaultNetstatFields,
-		statfs:        fixtureStatfs.statfs,
+		usage:         fixtureStatfs.usage,
 		uname: func() (unameInfo, error) {
 			return unameInfo{SysName: "Linux", Release: "6.1.0-18-amd64", Version: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)",
 				Machine: "x86_64", NodeName: "app-1", DomainName: "(none)"}, nil
@@ -161,6 +178,14 @@ func copyTree(t *testing.T, src string) string {
 		}
 		rel, _ := filepath.Rel(src, path)
 		target := filepath.Join(dst, rel)
+		if d.Type()&os.ModeSymlink != 0 {
+			// procfs's own links (self, net → self/net) stay links.
+			link, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		}
 		if d.IsDir() {
 			return os.MkdirAll(target, 0o755)
 		}
@@ -184,20 +209,25 @@ func TestFaultIsolation(t *testing.T) {
 		name   string
 		break_ func(proc string) error
 		failed []string
-		// noData lists collectors that succeed without metrics.
+		// noData lists collectors that succeed without their fixture
+		// values (nothing to report, or values from another source).
 		noData []string
 		// gone are metric prefixes that must disappear.
 		gone []string
+		// still are metric prefixes that must remain.
+		still []string
 	}{
-		{"stat missing", remove("stat"), []string{"boottime", "cpu"}, nil, []string{"node_cpu_", "node_boot_time_seconds"}},
-		{"stat corrupt", corrupt("stat", "cpu0 12 x 3 4\nbtime 17\n"), []string{"boottime", "cpu"}, nil, []string{"node_cpu_seconds_total"}},
-		{"loadavg missing", remove("loadavg"), []string{"loadavg"}, nil, []string{"node_load"}},
-		{"meminfo corrupt", corrupt("meminfo", "MemTotal: lots kB\n"), []string{"meminfo"}, nil, []string{"node_memory_"}},
-		{"mount tables missing", removeAll("1/mounts", "mounts"), []string{"filesystem"}, nil, []string{"node_filesystem_"}},
-		{"net/dev missing", remove("net/dev"), []string{"netdev"}, nil, []string{"node_network_"}},
-		{"net/snmp missing", remove("net/snmp"), []string{"netstat"}, nil, []string{"node_netstat_"}},
-		{"sockstat missing", removeAll("net/sockstat", "net/sockstat6"), []string{"sockstat"}, nil, []string{"node_sockstat_"}},
-		{"no PSI", removeAll("pressure"), nil, []string{"pressure"}, []string{"node_pressure_"}},
+		{"stat missing", remove("stat"), []string{"boottime", "cpu"}, nil, []string{"node_cpu_", "node_boot_time_seconds"}, nil},
+		{"stat corrupt", corrupt("stat", "cpu0 12 x 3 4\nbtime 17\n"), []string{"boottime", "cpu"}, nil, []string{"node_cpu_seconds_total"}, nil},
+		// gopsutil answers from sysinfo(2) when /proc/loadavg is unreadable:
+		// the load average is not namespaced, so that is the host's too.
+		{"loadavg missing", remove("loadavg"), nil, []string{"loadavg"}, nil, []string{"node_load1 ", "node_load5 ", "node_load15 "}},
+		{"meminfo corrupt", corrupt("meminfo", "MemTotal: lots kB\n"), []string{"meminfo"}, nil, []string{"node_memory_"}, nil},
+		{"mount tables missing", removeAll("1/mountinfo", "1/mounts"), []string{"filesystem"}, nil, []string{"node_filesystem_"}, nil},
+		{"net/dev missing", remove("net/dev"), []string{"netdev"}, nil, []string{"node_network_"}, nil},
+		{"net/snmp missing", remove("net/snmp"), []string{"netstat"}, nil, []string{"node_netstat_"}, nil},
+		{"sockstat missing", removeAll("net/sockstat", "net/sockstat6"), []string{"sockstat"}, nil, []string{"node_sockstat_"}, nil},
+		{"no PSI", removeAll("pressure"), nil, []string{"pressure"}, []string{"node_pressure_"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,6 +255,11 @@ func TestFaultIsolation(t *testing.T) {
 						t.Errorf("metric from a broken source still published: %s", line)
 						break
 					}
+				}
+			}
+			for _, prefix := range tt.still {
+				if !strings.Contains(out, "\n"+prefix) {
+					t.Errorf("want a %s… line in output:\n%s", prefix, out)
 				}
 			}
 			// The healthy collectors' metrics are all still there.
