@@ -74,9 +74,15 @@ func (e *apiError) Error() string {
 }
 
 // isNotFound reports whether err is the engine saying the object is gone.
+// Docker answers 404; Podman 4 answers 500 "no such container" for a
+// container removed between a list and an inspect, which is the same news.
 func isNotFound(err error) bool {
 	var ae *apiError
-	return errors.As(err, &ae) && ae.status == http.StatusNotFound
+	if !errors.As(err, &ae) {
+		return false
+	}
+	return ae.status == http.StatusNotFound ||
+		(ae.status == http.StatusInternalServerError && strings.Contains(strings.ToLower(ae.message), "no such container"))
 }
 
 func (c *dockerClient) get(ctx context.Context, path string, query url.Values) (*http.Response, error) {
