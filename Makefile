@@ -39,7 +39,7 @@ bench: test-deps
 	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 30m ./...
 
 lint: lint-rules
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$(gofmt -l .); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 

@@ -46,15 +46,19 @@ func main() {
 func run(args []string) int {
 	app := kingpin.New("berth-placement", "Berth's placement API: capacity checks, server choice and reservations over PromQL.")
 	webConfig := kingpinflag.AddFlags(app, ":9831")
+	// Optional files given explicitly empty ("--placement.policy-file=")
+	// are refused: empty would silently mean "not set" (for the tokens
+	// file: no authentication).
+	var tokensSet, policySet, promURLSet, scrapeConfigSet bool
 	var (
-		tokensFile  = app.Flag("web.bearer-tokens-file", "File with one bearer token per line; when set, every /api/v1 call needs 'Authorization: Bearer <token>'. Re-read on reload.").String()
+		tokensFile  = app.Flag("web.bearer-tokens-file", "File with one bearer token per line; when set, every /api/v1 call, POST /-/reload and the embedded Prometheus API under /prometheus need 'Authorization: Bearer <token>'. Re-read on reload.").IsSetByUser(&tokensSet).String()
 		externalURL = app.Flag("web.external-url", "URL under which berth-placement is reached (used in alert links).").String()
 		storagePath = app.Flag("storage.path", "Data directory: reservations, and the TSDB in embedded mode.").Default("data/").String()
-		policyFile  = app.Flag("placement.policy-file", "Placement policy YAML (merged over the embedded defaults). Reloaded on SIGHUP and POST /-/reload.").String()
-		snapshotTTL = app.Flag("placement.snapshot-ttl", "How long one fleet snapshot answers requests.").Default(source.DefaultSnapshotTTL.String()).Duration()
+		policyFile  = app.Flag("placement.policy-file", "Placement policy YAML (merged over the embedded defaults). Reloaded on SIGHUP and POST /-/reload.").IsSetByUser(&policySet).String()
+		snapshotTTL = app.Flag("placement.snapshot-ttl", "How long one fleet snapshot answers requests (0s: every request queries).").Default(source.DefaultSnapshotTTL.String()).Duration()
 		snapshotTO  = app.Flag("placement.snapshot-timeout", "Deadline of one fleet snapshot (all its queries).").Default(source.DefaultSnapshotTimeout.String()).Duration()
 
-		promURL      = app.Flag("prometheus.url", "Remote mode: base URL of a Prometheus-API backend with Berth's recording rules loaded. Empty: embedded Prometheus.").String()
+		promURL      = app.Flag("prometheus.url", "Remote mode: base URL of a Prometheus-API backend with Berth's recording rules loaded. Not set: embedded Prometheus.").IsSetByUser(&promURLSet).String()
 		promTimeout  = app.Flag("prometheus.timeout", "Remote mode: timeout of each query.").Default(source.DefaultRemoteTimeout.String()).Duration()
 		promHTTPFile = app.Flag("prometheus.http-config.file", "Remote mode: Prometheus http_config file (authorization, basic_auth, oauth2, tls_config, proxy). Excludes the flags below.").String()
 		promBearer   = app.Flag("prometheus.bearer-token-file", "Remote mode: file holding a bearer token.").String()
@@ -66,7 +70,7 @@ func run(args []string) int {
 		promSNI      = app.Flag("prometheus.tls.server-name", "Remote mode: TLS server name.").String()
 		promInsecure = app.Flag("prometheus.tls.insecure-skip-verify", "Remote mode: do not verify the server certificate.").Bool()
 
-		scrapeConfig = app.Flag("scrape.config-file", "Embedded mode: Prometheus configuration file (global, scrape_configs, rule_files). Default: scrape the local berth-exporter and berth-placement itself.").String()
+		scrapeConfig = app.Flag("scrape.config-file", "Embedded mode: Prometheus configuration file (global, scrape_configs, rule_files). Default: scrape the local berth-exporter and berth-placement itself.").IsSetByUser(&scrapeConfigSet).String()
 		exporterAddr = app.Flag("scrape.exporter-address", "Embedded mode, default scrape config: address of the local berth-exporter.").Default(source.DefaultExporterAddress).String()
 		ruleFiles    = app.Flag("rules.file", "Embedded mode: rule files (globs allowed; repeatable) instead of the rules shipped with Berth.").Strings()
 		amURL        = app.Flag("alertmanager.url", "Embedded mode: Alertmanager that receives firing alerts.").String()
@@ -81,6 +85,36 @@ func run(args []string) int {
 	app.Version(version.Print("berth-placement"))
 	app.HelpFlag.Short('h')
 	if _, err := app.Parse(args); err != nil {
+		fmt.Fprintf(os.Stderr, "berth-placement: error: %v\n", err)
+		return 2
+	}
+	checks := []flagCheck{
+		nonEmpty("storage.path", *storagePath),
+		nonNegativeDuration("placement.snapshot-ttl", *snapshotTTL),
+		positiveDuration("placement.snapshot-timeout", *snapshotTO),
+		positiveDuration("prometheus.timeout", *promTimeout),
+		hostPort("scrape.exporter-address", *exporterAddr),
+		eachNonEmpty("rules.file", *ruleFiles),
+		positiveDuration("query.timeout", *queryTimeout),
+		positiveInt("query.max-samples", *maxSamples),
+		positiveDuration("storage.retention", time.Duration(retention)),
+	}
+	if webConfig.WebListenAddresses != nil && !*webConfig.WebSystemdSocket {
+		for _, addr := range *webConfig.WebListenAddresses {
+			checks = append(checks, hostPort("web.listen-address", addr))
+		}
+	}
+	for flag, set := range map[string]bool{
+		"web.bearer-tokens-file": tokensSet && *tokensFile == "",
+		"placement.policy-file":  policySet && *policyFile == "",
+		"prometheus.url":         promURLSet && *promURL == "",
+		"scrape.config-file":     scrapeConfigSet && *scrapeConfig == "",
+	} {
+		if set {
+			checks = append(checks, nonEmpty(flag, ""))
+		}
+	}
+	if err := validateFlags(checks...); err != nil {
 		fmt.Fprintf(os.Stderr, "berth-placement: error: %v\n", err)
 		return 2
 	}
@@ -179,7 +213,7 @@ func run(args []string) int {
 		Tokens:    tokens,
 		Ready:     src.Ready,
 		Reloaders: []api.Reloader{
-			{Name: "placement policy", Reload: policies.Reload},
+			{Name: "placement policy", Reload: policies.Reload, Code: api.CodeInvalidPolicy},
 			{Name: "bearer tokens", Reload: tokens.Reload},
 			{Name: "prometheus configuration and rules", Reload: src.Reload},
 		},

@@ -37,6 +37,10 @@ type PolicySource interface {
 type Reloader struct {
 	Name   string
 	Reload func() error
+	// Code is the error code /-/reload answers (with 422) when this reload
+	// refuses its file; empty means invalid_argument. A *placement.FieldError
+	// in the error chain also sets the answer's field (the policy path).
+	Code string
 }
 
 // Options are the API's dependencies.
@@ -60,7 +64,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
 	// Mounts are extra plain handlers by path prefix (e.g. the embedded
-	// Prometheus API under /prometheus/), behind the web config only.
+	// Prometheus API under /prometheus/). Like /api/v1 and /-/reload they
+	// need a bearer token when Tokens is enabled: arbitrary PromQL must not
+	// be open when the operator asked for authentication.
 	Mounts map[string]http.Handler
 	// Version is shown on the landing page.
 	Version string
@@ -112,7 +118,13 @@ func New(opts Options) (*API, error) {
 	// Auth is by URL prefix rather than on a route group, so that unknown
 	// paths and wrong methods under /api/v1 need a token too before they
 	// answer 404/405 (a group's catch-all would also turn 405s into 404s).
-	e.Use(a.metrics.middleware(), recoverPanics(a.logger), opts.Tokens.middleware(Prefix+"/"))
+	// /metrics, /-/healthy, /-/ready and the landing page follow the web
+	// config only, so that scrapers and probes need no API token.
+	guarded := []string{Prefix, reloadPath}
+	for prefix := range opts.Mounts {
+		guarded = append(guarded, strings.TrimSuffix(prefix, "/"))
+	}
+	e.Use(a.metrics.middleware(), recoverPanics(a.logger), opts.Tokens.middleware(guarded...))
 	a.echo = e
 
 	a.routes = a.apiRoutes()
@@ -128,7 +140,7 @@ func New(opts Options) (*API, error) {
 	})))
 	e.Match([]string{http.MethodGet, http.MethodHead}, "/-/healthy", a.healthy)
 	e.Match([]string{http.MethodGet, http.MethodHead}, "/-/ready", a.ready)
-	e.Match([]string{http.MethodPost, http.MethodPut}, "/-/reload", a.reload)
+	e.Match([]string{http.MethodPost, http.MethodPut}, reloadPath, a.reload)
 	for prefix, h := range opts.Mounts {
 		e.Any(strings.TrimSuffix(prefix, "/")+"/*", echo.WrapHandler(h))
 	}
@@ -143,16 +155,31 @@ func New(opts Options) (*API, error) {
 // ServeHTTP makes the API an http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.echo.ServeHTTP(w, r) }
 
-// Reload runs every reloader, stopping at the first failure.
+// reloadPath reloads the configuration files.
+const reloadPath = "/-/reload"
+
+// Reload runs every reloader, stopping at the first failure. The error is
+// a *ReloadError.
 func (a *API) Reload() error {
 	for _, r := range a.opts.Reloaders {
 		if err := r.Reload(); err != nil {
-			return fmt.Errorf("reloading %s: %w", r.Name, err)
+			return &ReloadError{Reloader: r.Name, Code: r.Code, Err: err}
 		}
 		a.logger.Info("reloaded", "what", r.Name)
 	}
 	return nil
 }
+
+// ReloadError is a refused reload: which reloader refused its file, and why.
+type ReloadError struct {
+	Reloader string
+	Code     string
+	Err      error
+}
+
+func (e *ReloadError) Error() string { return fmt.Sprintf("reloading %s: %v", e.Reloader, e.Err) }
+
+func (e *ReloadError) Unwrap() error { return e.Err }
 
 func (a *API) healthy(c echo.Context) error {
 	return c.String(http.StatusOK, "Healthy\n")
@@ -173,12 +200,27 @@ func (a *API) ready(c echo.Context) error {
 	return c.String(http.StatusOK, "Ready\n")
 }
 
+// reload answers a refused configuration file with 422: reloading only
+// reads the operator's files, so a failure is bad input, never a fault of
+// the server. The previous configuration stays.
 func (a *API) reload(c echo.Context) error {
-	if err := a.Reload(); err != nil {
-		a.logger.Error("reload failed, keeping the previous configuration", "err", err)
-		return &Error{Status: http.StatusInternalServerError, Code: CodeReloadFailed, Message: err.Error()}
+	err := a.Reload()
+	if err == nil {
+		return c.String(http.StatusOK, "Reloaded\n")
 	}
-	return c.String(http.StatusOK, "Reloaded\n")
+	a.logger.Error("reload failed, keeping the previous configuration", "err", err)
+	apiErr := &Error{Status: http.StatusUnprocessableEntity, Code: CodeInvalidArgument, Message: err.Error()}
+	var re *ReloadError
+	if errors.As(err, &re) && re.Code != "" {
+		apiErr.Code = re.Code
+	}
+	// The first field at fault (a policy error may join several; the
+	// message lists them all).
+	var fe *placement.FieldError
+	if errors.As(err, &fe) {
+		apiErr.Field = fe.Field
+	}
+	return apiErr
 }
 
 // snapshot reads the fleet, turning a source failure into 503.

@@ -160,8 +160,10 @@ func (e *testEnv) do(method, path, body string, header ...string) (int, []byte, 
 	if e.token != "" {
 		req.Header.Set("Authorization", "Bearer "+e.token)
 	}
+	// Add, not Set: a test may send a header twice (two Authorization
+	// headers, basic auth and a bearer token).
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		req.Header.Add(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -13,7 +13,8 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// Tokens is the set of bearer tokens that may call /api/v1. It is empty
+// Tokens is the set of bearer tokens that may call /api/v1, /-/reload and
+// the mounted handlers (the embedded Prometheus API). It is empty
 // (everything allowed) unless a tokens file was given. The file is read
 // again on reload, so tokens can be rotated without a restart.
 type Tokens struct {
@@ -84,28 +85,47 @@ func (t *Tokens) valid(presented []byte) bool {
 	return match == 1
 }
 
-// middleware refuses requests under prefix without a valid
-// "Authorization: Bearer" header with 401 and a WWW-Authenticate challenge.
-func (t *Tokens) middleware(prefix string) echo.MiddlewareFunc {
+// middleware refuses requests under any of prefixes (a path equal to one,
+// or below it) without a valid "Authorization: Bearer" header with 401 and
+// a WWW-Authenticate challenge.
+//
+// Every Authorization header is looked at, not only the first: with basic
+// auth in the web config, the exporter-toolkit checks the first header
+// (Basic) and a client sends the bearer token in a second one.
+func (t *Tokens) middleware(prefixes ...string) echo.MiddlewareFunc {
+	under := func(path string) bool {
+		for _, p := range prefixes {
+			if path == p || strings.HasPrefix(path, p+"/") {
+				return true
+			}
+		}
+		return false
+	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			// The route template and the URL both count, so no
-			// encoding of the path can reach an API route unchecked.
-			guarded := strings.HasPrefix(c.Path(), prefix) || strings.HasPrefix(c.Request().URL.Path+"/", prefix)
-			if !t.Enabled() || !guarded {
+			// encoding of the path can reach a guarded route unchecked.
+			if !t.Enabled() || !(under(c.Path()) || under(c.Request().URL.Path)) {
 				return next(c)
 			}
-			header := c.Request().Header.Get(echo.HeaderAuthorization)
-			scheme, token, ok := strings.Cut(header, " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			var presented []string
+			for _, header := range c.Request().Header.Values(echo.HeaderAuthorization) {
+				scheme, token, ok := strings.Cut(header, " ")
+				if ok && strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(token) != "" {
+					presented = append(presented, strings.TrimSpace(token))
+				}
+			}
+			if len(presented) == 0 {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="berth-placement"`)
 				return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Message: "missing bearer token: send Authorization: Bearer <token>"}
 			}
-			if !t.valid([]byte(strings.TrimSpace(token))) {
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="berth-placement", error="invalid_token"`)
-				return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Message: "invalid bearer token"}
+			for _, token := range presented {
+				if t.valid([]byte(token)) {
+					return next(c)
+				}
 			}
-			return next(c)
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="berth-placement", error="invalid_token"`)
+			return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthenticated, Message: "invalid bearer token"}
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"encoding/base64"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,7 +10,15 @@ import (
 )
 
 func TestAuth(t *testing.T) {
-	e := newTestEnv(t, withTokens("s3cret-one", "s3cret-two"))
+	reloads := 0
+	e := newTestEnv(t, withTokens("s3cret-one", "s3cret-two"), func(o *Options, _ *testEnv) {
+		o.Reloaders = []Reloader{{Name: "counter", Reload: func() error { reloads++; return nil }}}
+		// Stands for the embedded Prometheus API: arbitrary PromQL.
+		o.Mounts = map[string]http.Handler{"/prometheus": http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":"success"}`))
+		})}
+	})
 	for _, tc := range []struct {
 		name, header string
 		status       int
@@ -51,10 +61,34 @@ func TestAuth(t *testing.T) {
 		{"POST", "/api/v1/placements"}, {"POST", "/api/v1/placements/check"}, {"GET", "/api/v1/reservations"},
 		{"DELETE", "/api/v1/reservations/x"}, {"GET", "/api/v1/openapi.json"}, {"GET", "/api/v1/nope"},
 		{"PUT", "/api/v1/servers"}, {"GET", "/api/v1"},
+		{"POST", "/-/reload"}, {"PUT", "/-/reload"}, {"GET", "/-/reload"},
+		{"GET", "/prometheus/api/v1/query?query=up"}, {"POST", "/prometheus/api/v1/query"}, {"GET", "/prometheus/"},
 	} {
 		if status, b, _ := e.do(r[0], r[1], `{"requirements":{}}`); status != 401 {
 			t.Errorf("%s %s without token: %d %s", r[0], r[1], status, b)
 		}
+		if status, b, _ := e.do(r[0], r[1], `{"requirements":{}}`, "Authorization", "Bearer nope"); status != 401 {
+			t.Errorf("%s %s with a wrong token: %d %s", r[0], r[1], status, b)
+		}
+	}
+	if reloads != 0 {
+		t.Errorf("reload ran %d times without a token", reloads)
+	}
+	// With the token, reload and the mounted Prometheus API answer.
+	if status, b, _ := e.do("POST", "/-/reload", "", "Authorization", "Bearer s3cret-one"); status != 200 || reloads != 1 {
+		t.Errorf("POST /-/reload with token: %d %s (reloads %d)", status, b, reloads)
+	}
+	if status, b, _ := e.do("GET", "/prometheus/api/v1/query?query=up", "", "Authorization", "Bearer s3cret-two"); status != 200 || !strings.Contains(string(b), "success") {
+		t.Errorf("GET /prometheus/api/v1/query with token: %d %s", status, b)
+	}
+	// Basic auth of the web config takes the first Authorization header;
+	// the bearer token may come in a second one.
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("user:pass"))
+	if status, b, _ := e.do("GET", "/api/v1/servers", "", "Authorization", basic, "Authorization", "Bearer s3cret-one"); status != 200 {
+		t.Errorf("basic then bearer header: %d %s", status, b)
+	}
+	if status, b, _ := e.do("GET", "/api/v1/servers", "", "Authorization", basic, "Authorization", "Bearer nope"); status != 401 {
+		t.Errorf("basic then a wrong bearer header: %d %s", status, b)
 	}
 	// Operational endpoints follow the web config only.
 	for _, p := range []string{"/metrics", "/-/healthy", "/-/ready", "/"} {

@@ -138,6 +138,7 @@ func lowerFirst(s string) string {
 	return string(s[0]+'a'-'A') + s[1:]
 }
 
-// CodeReloadFailed is /-/reload's error: the new configuration was refused
-// and the previous one stays.
-const CodeReloadFailed = "reload_failed"
+// CodeInvalidPolicy is /-/reload's error (422) when the placement policy
+// file is refused; the previous policy stays and the error's field is the
+// policy path at fault (e.g. "scoring.strategy").
+const CodeInvalidPolicy = "invalid_policy"

@@ -82,8 +82,29 @@ scrape_configs:
 		} `json:"reservation"`
 	}
 	post(t, base+"/api/v1/placements", `{"requirements":{"cpu":"0","memory":"64m","disk":"10m"},"reserve":true,"ttl":"1h"}`, &small)
+	// kill -9 right after the answer: no shutdown hook runs, so the
+	// reservation survives only if it was durable before the answer left.
+	if err := proc.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = proc.Cmd.Wait()
 	if !small.Placed || small.Chosen != serverName || small.Reservation == nil || small.Reservation.Server != serverName {
 		t.Fatalf("small placement: %+v", small)
+	}
+
+	// Restart on the same storage path: the reservation and the samples
+	// scraped before are still there, and the reservation still counts.
+	proc = testenv.Start(t, placementBin, args...)
+	testenv.WaitHTTP(t, base+"/-/ready", 60*time.Second)
+
+	var list api.ReservationList
+	get(t, base+"/api/v1/reservations", &list)
+	if len(list.Reservations) != 1 || list.Reservations[0].ID != small.Reservation.ID {
+		t.Fatalf("reservations after kill -9 and restart: %+v, want %s", list.Reservations, small.Reservation.ID)
+	}
+	after := waitFresh(t, base, serverName, 90*time.Second)
+	if after.Reserved.Memory != 64<<20 || after.Reserved.Disk != 10<<20 {
+		t.Errorf("reserved on %s after restart: %+v, want the reservation's 64 MiB memory and 10 MiB disk", serverName, after.Reserved)
 	}
 
 	var huge struct {
@@ -98,16 +119,13 @@ scrape_configs:
 		t.Fatalf("1000 cores: %+v, want refused with insufficient_cpu", huge)
 	}
 
-	// Restart on the same storage path: the reservation and the samples
-	// scraped before are still there.
+	// A graceful restart (SIGTERM) keeps them too.
 	proc.Stop()
 	testenv.Start(t, placementBin, args...)
 	testenv.WaitHTTP(t, base+"/-/ready", 60*time.Second)
-
-	var list api.ReservationList
 	get(t, base+"/api/v1/reservations", &list)
 	if len(list.Reservations) != 1 || list.Reservations[0].ID != small.Reservation.ID {
-		t.Errorf("reservations after restart: %+v, want %s", list.Reservations, small.Reservation.ID)
+		t.Errorf("reservations after a graceful restart: %+v, want %s", list.Reservations, small.Reservation.ID)
 	}
 	// An instant query at a time before the restart only sees samples
 	// written by the first process: they survived in the TSDB.

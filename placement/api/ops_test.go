@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,7 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newTestEnv(t, withPolicy(store), func(o *Options, _ *testEnv) {
-		o.Reloaders = []Reloader{{Name: "policy", Reload: store.Reload}}
+		o.Reloaders = []Reloader{{Name: "policy", Reload: store.Reload, Code: CodeInvalidPolicy}}
 	})
 	strategy := func() placement.Strategy {
 		var d PlacementResponse
@@ -41,16 +42,35 @@ func TestReload(t *testing.T) {
 		t.Fatalf("after reload strategy %q, want pack", got)
 	}
 
-	write("scoring:\n  strategy: sideways\n")
-	status, b, _ := e.do("POST", "/-/reload", "")
-	if status != 500 {
-		t.Fatalf("bad policy reload: %d %s", status, b)
+	// A refused file is bad input (422 naming the policy path), never a
+	// 500, and the previous policy stays.
+	for _, tc := range []struct{ name, policy, field string }{
+		{"bad enum", "scoring:\n  strategy: sideways\n", "scoring.strategy"},
+		{"wrong type", "scoring:\n  strategy: [a, b]\n", "scoring.strategy"},
+		{"unknown field", "scoring:\n  strategategy: pack\n", "scoring.strategategy"},
+		{"negative quota", "quotas:\n  organizations:\n    acme: {max_servers: -1}\n", "quotas.organizations.acme.max_servers"},
+		{"not yaml", "scoring: [\n", ""},
+	} {
+		write(tc.policy)
+		status, b, _ := e.do("POST", "/-/reload", "")
+		if status != 422 {
+			t.Errorf("%s: bad policy reload: %d %s, want 422", tc.name, status, b)
+			continue
+		}
+		got := apiError(t, b)
+		if got.Code != CodeInvalidPolicy || got.Field != tc.field || !strings.Contains(got.Message, "reloading policy") {
+			t.Errorf("%s: bad policy reload error %+v, want code %s, field %q", tc.name, got, CodeInvalidPolicy, tc.field)
+		}
+		if got := strategy(); got != placement.StrategyPack {
+			t.Fatalf("%s: a refused reload changed the policy: strategy %q", tc.name, got)
+		}
 	}
-	if got := apiError(t, b); got.Code != CodeReloadFailed || !strings.Contains(got.Message, "strategy") {
-		t.Errorf("bad policy reload error %+v, want it to name scoring.strategy", got)
-	}
-	if got := strategy(); got != placement.StrategyPack {
-		t.Fatalf("a refused reload changed the policy: strategy %q", got)
+	// Another reloader's refusal is invalid_argument, also 422.
+	other := newTestEnv(t, func(o *Options, _ *testEnv) {
+		o.Reloaders = []Reloader{{Name: "bearer tokens", Reload: func() error { return errors.New("bearer tokens file x holds no token") }}}
+	})
+	if status, b, _ := other.do("POST", "/-/reload", ""); status != 422 || apiError(t, b).Code != CodeInvalidArgument || !strings.Contains(apiError(t, b).Message, "holds no token") {
+		t.Errorf("refused tokens reload: %d %s, want 422 invalid_argument", status, b)
 	}
 	if status, _, _ := e.do("GET", "/-/reload", ""); status != 405 {
 		t.Errorf("GET /-/reload: %d, want 405", status)

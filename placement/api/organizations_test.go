@@ -567,10 +567,10 @@ func TestIntegrationOrganizationsFleetsim(t *testing.T) {
 	// An invalid quota file is refused; the old policy stays.
 	writePolicy("quotas:\n  organizations:\n    acme: {max_servers: -1}\n")
 	status, body, _ = e.do("POST", "/-/reload", "")
-	if status != 500 {
-		t.Fatalf("bad quota reload: %d %s", status, body)
+	if status != 422 {
+		t.Fatalf("bad quota reload: %d %s, want 422", status, body)
 	}
-	if got := apiError(t, body); got.Code != CodeReloadFailed || !strings.Contains(got.Message, "quotas.organizations.acme.max_servers") {
+	if got := apiError(t, body); got.Code != CodeInvalidArgument || got.Field != "quotas.organizations.acme.max_servers" {
 		t.Errorf("bad quota reload: %+v", got)
 	}
 	e.json("GET", "/api/v1/organizations/acme/excess-servers", "", 200, &excess)
