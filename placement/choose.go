@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -108,30 +109,43 @@ func (p *Policy) Choose(snap *Snapshot, req *Request, reserved map[string]Resour
 	if strategy == "" {
 		strategy = p.Scoring.Strategy
 	}
-	names := req.Candidates
-	if len(names) == 0 {
-		names = slices.Collect(maps.Keys(snap.Servers))
-	} else {
-		names = slices.Clone(names)
-	}
-	slices.Sort(names)
-	names = slices.Compact(names)
-	d := &Decision{
-		Kind: req.Kind, Strategy: strategy, Considered: len(names),
-		Ranking: make([]Ranked, 0, len(names)), Rejected: []Rejected{},
-	}
-
-	for _, name := range names {
-		if s := snap.Servers[name]; s != nil && !OrganizationAllows(s.Organization, req.Organization) {
+	d := &Decision{Kind: req.Kind, Strategy: strategy, Rejected: []Rejected{}}
+	var dims []DimensionFit // every fitted server's dimensions, one array
+	consider := func(name string, s *ServerState) {
+		if s != nil && !OrganizationAllows(s.Organization, req.Organization) {
 			d.Rejected = append(d.Rejected, Rejected{Server: name, Reasons: []Reason{ReasonWrongOrganization}, Freshness: p.FreshnessOf(s)})
-			continue
+			return
 		}
-		f := p.FitServer(name, snap.Servers[name], req.Kind, req.Requirements, reserved[name])
+		var f FitResult
+		f, dims = p.fitServer(name, s, req.Kind, req.Requirements, reserved[name], dims)
 		if !f.Fits {
 			d.Rejected = append(d.Rejected, Rejected{Server: name, Reasons: f.Reasons, Freshness: f.Freshness, Dimensions: f.Dimensions})
-			continue
+			return
 		}
 		d.Ranking = append(d.Ranking, Ranked{Server: name, Score: p.Score(strategy, f.Dimensions), Dimensions: f.Dimensions})
+	}
+	if len(req.Candidates) == 0 {
+		// The whole fleet, in map order: nothing here depends on it. The
+		// ranking is sorted below by (score, name), a total order, and the
+		// rejections are sorted by name, as listing the servers in name
+		// order would give them, without sorting every name per decision.
+		d.Considered = len(snap.Servers)
+		d.Ranking = make([]Ranked, 0, len(snap.Servers))
+		dims = make([]DimensionFit, 0, 3*len(snap.Servers))
+		for name, s := range snap.Servers {
+			consider(name, s)
+		}
+		slices.SortFunc(d.Rejected, func(a, b Rejected) int { return strings.Compare(a.Server, b.Server) })
+	} else {
+		names := slices.Clone(req.Candidates)
+		slices.Sort(names)
+		names = slices.Compact(names)
+		d.Considered = len(names)
+		d.Ranking = make([]Ranked, 0, len(names))
+		dims = make([]DimensionFit, 0, 3*len(names))
+		for _, name := range names {
+			consider(name, snap.Servers[name])
+		}
 	}
 	RankWithTieBreak(d.Ranking, p.Scoring.TieTolerance, seed)
 	if len(d.Ranking) > 0 {
@@ -148,9 +162,11 @@ func (p *Policy) Choose(snap *Snapshot, req *Request, reserved map[string]Resour
 func RankWithTieBreak(ranked []Ranked, tolerance float64, seed uint64) {
 	// Server names are unique, so (score, name) is a total order and an
 	// unstable sort is deterministic.
-	slices.SortFunc(ranked, func(a, b Ranked) int {
-		return cmp.Or(cmp.Compare(b.Score, a.Score), strings.Compare(a.Server, b.Server))
-	})
+	keys := make([]rankKey, len(ranked))
+	for i := range ranked {
+		keys[i] = rankKey{float64bits(ranked[i].Score), int32(i)}
+	}
+	sortKeys(ranked, keys, func(a, b *Ranked) int { return cmp.Compare(b.Score, a.Score) })
 	if len(ranked) < 2 {
 		return
 	}
@@ -161,32 +177,91 @@ func RankWithTieBreak(ranked []Ranked, tolerance float64, seed uint64) {
 	if n < 2 {
 		return
 	}
-	type keyed struct {
-		hash uint64
-		r    Ranked
-	}
-	band := make([]keyed, n)
+	band := keys[:n]
 	for i := range band {
-		band[i] = keyed{tieHash(seed, ranked[i].Server), ranked[i]}
+		band[i] = rankKey{tieHash(seed, ranked[i].Server), int32(i)}
 	}
-	slices.SortFunc(band, func(a, b keyed) int {
-		return cmp.Or(cmp.Compare(b.hash, a.hash), strings.Compare(a.r.Server, b.r.Server))
+	sortKeys(ranked[:n], band, func(a, b *Ranked) int { return 0 })
+}
+
+// rankKey is what RankWithTieBreak sorts instead of the Ranked values
+// themselves: a 16-byte key holding no pointers, so the sort swaps neither
+// 48-byte structs nor pointers (whose writes cost GC write barriers), and
+// compares integers first. key orders best first (descending); ties fall
+// back to the values.
+type rankKey struct {
+	key uint64
+	idx int32
+}
+
+// float64bits maps a score to a uint64 that sorts like the score (the usual
+// order-preserving map: flip every bit of a negative number, set the sign
+// bit of a positive one). NaN, never a score in practice, gets 0, the
+// lowest, as cmp.Compare puts NaN below every number.
+func float64bits(f float64) uint64 {
+	if f != f {
+		return 0
+	}
+	b := math.Float64bits(f + 0) // +0: -0 and 0 are equal scores
+	if b>>63 == 1 {
+		return ^b
+	}
+	return b | 1<<63
+}
+
+// sortKeys sorts ranked by key descending, then by tie (a total order over
+// equal keys) and finally by server name, through the keys, and permutes
+// ranked to match.
+func sortKeys(ranked []Ranked, keys []rankKey, tie func(a, b *Ranked) int) {
+	slices.SortFunc(keys, func(a, b rankKey) int {
+		if a.key != b.key {
+			if a.key > b.key {
+				return -1
+			}
+			return 1
+		}
+		ra, rb := &ranked[a.idx], &ranked[b.idx]
+		return cmp.Or(tie(ra, rb), strings.Compare(ra.Server, rb.Server))
 	})
-	for i := range band {
-		ranked[i] = band[i].r
+	// Permute in place, cycle by cycle: position i takes the value at
+	// keys[i].idx; a placed position is marked with idx −1.
+	for i := range keys {
+		if keys[i].idx < 0 {
+			continue
+		}
+		first := ranked[i]
+		j := i
+		for {
+			k := int(keys[j].idx)
+			keys[j].idx = -1
+			if k == i {
+				ranked[j] = first
+				break
+			}
+			ranked[j] = ranked[k]
+			j = k
+		}
 	}
 }
 
 func tieHash(seed uint64, server string) uint64 {
-	h := fnv.New64a()
-	var b [8]byte
-	for i := range b {
-		b[i] = byte(seed >> (8 * i))
+	// FNV-1a over the seed's 8 little-endian bytes, then the name: what
+	// hash/fnv computes, without its allocations (this runs for every
+	// server in the tie band of every decision).
+	const (
+		offset64 = 14695981039346656037
+		prime64  = 1099511628211
+	)
+	x := uint64(offset64)
+	for i := range 8 {
+		x ^= uint64(byte(seed >> (8 * i)))
+		x *= prime64
 	}
-	h.Write(b[:])
-	h.Write([]byte(server))
+	for i := 0; i < len(server); i++ {
+		x ^= uint64(server[i])
+		x *= prime64
+	}
 	// fnv's low bits mix poorly for short inputs; finish with splitmix64.
-	x := h.Sum64()
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27

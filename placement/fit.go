@@ -174,25 +174,37 @@ func (f *FitResult) Dimension(d Dimension) *DimensionFit {
 // on it. It is the whole feasibility pipeline: existence, role, freshness,
 // then every resource dimension, each failing one named.
 func (p *Policy) FitServer(name string, s *ServerState, kind Kind, req, reserved Resources) FitResult {
+	res, _ := p.fitServer(name, s, kind, req, reserved, nil)
+	return res
+}
+
+// fitServer is FitServer appending the result's dimensions to buf and
+// returning buf extended: Choose passes one array for the whole fleet, so a
+// decision allocates its dimensions once instead of once per server. The
+// result's Dimensions is capped at its own three elements, so appending to
+// it never writes into a neighbour's.
+func (p *Policy) fitServer(name string, s *ServerState, kind Kind, req, reserved Resources, buf []DimensionFit) (FitResult, []DimensionFit) {
 	res := FitResult{Server: name}
 	if s == nil {
 		res.Reasons = []Reason{ReasonServerNotFound}
-		return res
+		return res, buf
 	}
 	if !RoleAllows(s.Role, kind) {
 		res.Reasons = []Reason{ReasonWrongRole}
-		return res
+		return res, buf
 	}
 	res.Freshness = p.FreshnessOf(s)
 	switch res.Freshness {
 	case Stale:
 		res.Reasons = []Reason{ReasonMetricsStale}
-		return res
+		return res, buf
 	case Missing:
 		res.Reasons = []Reason{ReasonMetricsMissing}
-		return res
+		return res, buf
 	}
-	res.Dimensions = p.FitResources(s, req, reserved)
+	start := len(buf)
+	buf = p.appendFitResources(buf, s, req, reserved)
+	res.Dimensions = buf[start:len(buf):len(buf)]
 	res.Fits = true
 	for _, d := range res.Dimensions {
 		if !d.Fits {
@@ -200,13 +212,18 @@ func (p *Policy) FitServer(name string, s *ServerState, kind Kind, req, reserved
 			res.Reasons = append(res.Reasons, d.Reason)
 		}
 	}
-	return res
+	return res, buf
 }
 
 // FitResources compares req with each dimension of a fresh server:
 // requested ≤ usable − max(observed peak, allocated) − reserved. Builds
 // reuse it and pick the dimensions they care about.
 func (p *Policy) FitResources(s *ServerState, req, reserved Resources) []DimensionFit {
+	return p.appendFitResources(make([]DimensionFit, 0, 3), s, req, reserved)
+}
+
+// appendFitResources is FitResources appending the three dimensions to dst.
+func (p *Policy) appendFitResources(dst []DimensionFit, s *ServerState, req, reserved Resources) []DimensionFit {
 	def := p.Fit.DefaultRequest
 
 	cpuCap := s.CPU.Cores
@@ -236,7 +253,7 @@ func (p *Policy) FitResources(s *ServerState, req, reserved Resources) []Dimensi
 	if physical := s.Disk.AvailableBytes - float64(reserved.Disk); float64(req.Disk) > physical {
 		disk.Fits, disk.Reason = false, ReasonInsufficientDisk
 	}
-	return []DimensionFit{cpu, mem, disk}
+	return append(dst, cpu, mem, disk)
 }
 
 func dimension(d Dimension, requested, capacity, usable, observed, allocated, reserved float64, reason Reason) DimensionFit {

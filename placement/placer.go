@@ -119,7 +119,12 @@ func (pl *Placer) PlaceWith(snap *Snapshot, req Request, d Decider) (*Decision, 
 	if req.IdempotencyKey != "" {
 		seed = SeedFromKey(req.IdempotencyKey)
 	}
-	fp := req.fingerprint()
+	// The fingerprint (JSON + SHA-256) only matters to what is stored: a
+	// non-reserving placement stores nothing, so it skips the cost.
+	var fp string
+	if req.Reserve {
+		fp = req.fingerprint()
+	}
 
 	// Only a reserving placement writes; the others share a read lock and
 	// run in parallel.

@@ -325,3 +325,39 @@ func TestReservationsWriteFailureUndone(t *testing.T) {
 		t.Errorf("after reopen: %d reservations", n)
 	}
 }
+
+// TestReservationsGroupSync: with SyncEvery a change is written (so a
+// killed process loses nothing) before it is acknowledged, and fsynced by
+// the background loop or on Close.
+func TestReservationsGroupSync(t *testing.T) {
+	dir := t.TempDir()
+	c := newClock()
+	s, err := OpenReservationStore(dir, c.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SyncEvery(time.Hour) // only Close syncs within this test
+	a := insert(t, s, Reservation{Kind: KindDeployment, Server: "a", State: StateActive, Resources: Resources{CPU: 1}})
+
+	// What a process killed right now would leave: the file already holds it.
+	data, err := os.ReadFile(filepath.Join(dir, reservationsFile))
+	if err != nil || !strings.Contains(string(data), a.ID) {
+		t.Fatalf("reservation %s not written before acknowledgement: %v\n%s", a.ID, err, data)
+	}
+	s.mu.RLock()
+	dirty := s.dirty
+	s.mu.RUnlock()
+	if !dirty {
+		t.Error("a change written without fsync is not marked for the next sync")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.dirty {
+		t.Error("Close left changes unsynced")
+	}
+	s2 := openStore(t, dir, c)
+	if _, err := s2.Get(a.ID); err != nil {
+		t.Errorf("after reopen: %v", err)
+	}
+}
