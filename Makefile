@@ -35,8 +35,14 @@ test: test-deps
 test-deps:
 	@scripts/install-test-deps.sh
 
+# Benchmarks against references run side by side (node_exporter 1.5, the
+# Docker stats API, a naive per-server placement strategy), reported as
+# ratios. Needs root (Podman) and the test packages; about 10 minutes.
 bench: test-deps
-	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 30m ./...
+	$(GO) test -run '^$$' -bench . -benchtime 500x -timeout 20m ./exporter/system/
+	$(GO) test -run '^$$' -bench Containers100 -benchtime 5x -timeout 20m ./exporter/containers/
+	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 20m ./placement/bench/
+	$(GO) test -run '^$$' -bench SnapshotEmbedded -benchtime 5x -timeout 20m ./placement/source/
 
 lint: lint-rules
 	@out=$$(gofmt -l .); \
