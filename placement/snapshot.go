@@ -42,6 +42,11 @@ type ServerState struct {
 	Disk       DiskState
 	Network    NetworkState
 	Containers ContainerState
+	// Applications counts the running managed containers per
+	// application_id (server_application:container_running:count); nil
+	// when none runs. Confirmed deployment reservations are released once
+	// their application shows here (see ReleasingSource).
+	Applications map[string]int
 
 	// Missing names the signals (recording rules) that had no value.
 	Missing []string

@@ -195,7 +195,13 @@ func run(args []string) int {
 	// decide-and-reserve critical section, so concurrent placements cannot
 	// overshoot a quota; usage and limits go to /metrics for the alert.
 	placer := placement.NewPlacer(policies, store, placement.QuotaAdmission())
-	reg.MustRegister(placement.NewQuotaCollector(src.Snapshots, policies, store.List, logger.With("component", "quotas")))
+	// Confirmed deployments stop counting as reserved once a new snapshot
+	// shows their application running on the reserved server.
+	snapshots, err := placement.NewReleasingSource(src.Snapshots, store, logger.With("component", "reservations"), reg)
+	if err != nil {
+		return fail("wrapping the snapshot source", err)
+	}
+	reg.MustRegister(placement.NewQuotaCollector(snapshots, policies, store.List, logger.With("component", "quotas")))
 
 	// Build records (expected durations of open build reservations, and
 	// finished builds for history estimates) live beside the reservations.
@@ -210,7 +216,7 @@ func run(args []string) int {
 	}
 	handler, err := api.New(api.Options{
 		Logger:    logger.With("component", "api"),
-		Snapshots: src.Snapshots,
+		Snapshots: snapshots,
 		Policy:    policies,
 		Placer:    placer,
 		Tokens:    tokens,

@@ -258,7 +258,7 @@ func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 	rulesDir := shippedRulesDir(t)
 	promCfg := writePromConfig(t, fleet, rulesDir)
 	promAddr := testenv.FreePort(t)
-	testenv.Start(t, prometheusBin, "--config.file="+promCfg, "--storage.tsdb.path="+t.TempDir(),
+	promProc := testenv.Start(t, prometheusBin, "--config.file="+promCfg, "--storage.tsdb.path="+t.TempDir(),
 		"--web.listen-address="+promAddr, "--log.level=warn")
 	testenv.WaitHTTP(t, "http://"+promAddr+"/-/ready", 30*time.Second)
 
@@ -334,6 +334,8 @@ func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 		}
 	})
 
+	t.Run("SameDecisions", func(t *testing.T) { sameDecisions(t, ctx, src.Snapshots, remote.Snapshots, spec) })
+
 	t.Run("QueriesPerSnapshot", func(t *testing.T) {
 		// Many concurrent requests share one fetch of QueriesPerSnapshot
 		// queries; the fleet size does not enter.
@@ -359,6 +361,10 @@ func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 	})
 
 	t.Run("PrometheusAPI", func(t *testing.T) { testPrometheusAPI(t, src.PrometheusAPI("/prometheus")) })
+
+	t.Run("ObservedDeploymentReleasesReservation", func(t *testing.T) {
+		observedRelease(t, ctx, src.Snapshots, fleet.Server("app-2"))
+	})
 
 	t.Run("StaleServerAges", func(t *testing.T) {
 		stale := fleet.Server("app-2")
@@ -388,6 +394,7 @@ func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 			if st.Role != "app" || st.Organization != "acme" {
 				t.Errorf("%s: stale server lost its identity: %+v", s.Mode(), st)
 			}
+			staleReason(t, ctx, s.Mode(), s.Snapshots)
 		}
 	})
 
@@ -405,6 +412,36 @@ func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 		}
 		if got := gaugeValue(t, reg, "berth_placement_source_up"); got != 0 {
 			t.Errorf("berth_placement_source_up = %v, want 0", got)
+		}
+	})
+
+	t.Run("RemotePrometheusStopped", func(t *testing.T) {
+		// A good snapshot first, then Prometheus dies: once the cached
+		// snapshot is past its TTL the next call fails (the API answers
+		// 503) instead of handing out the old one.
+		if _, err := remote.Snapshots.Snapshot(ctx); err != nil {
+			t.Fatalf("remote snapshot before the kill: %v", err)
+		}
+		if got := gaugeValue(t, remoteReg, "berth_placement_source_up"); got != 1 {
+			t.Fatalf("berth_placement_source_up before the kill = %v, want 1", got)
+		}
+		if err := promProc.Cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		promProc.Stop() // reaps it
+		// Past 2×TTL: no cached snapshot may answer.
+		time.Sleep(2*200*time.Millisecond + 100*time.Millisecond)
+		snap, err := remote.Snapshots.Snapshot(ctx)
+		if err == nil || snap != nil {
+			t.Fatalf("Prometheus killed: snapshot %v, error %v; want an error", snap, err)
+		}
+		t.Logf("Prometheus killed: %v", err)
+		if got := gaugeValue(t, remoteReg, "berth_placement_source_up"); got != 0 {
+			t.Errorf("berth_placement_source_up after the kill = %v, want 0", got)
+		}
+		// And it stays refused: no retry hands out the last good one.
+		if snap, err := remote.Snapshots.Snapshot(ctx); err == nil {
+			t.Errorf("second call after the kill: snapshot %v", snap)
 		}
 	})
 

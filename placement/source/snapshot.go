@@ -75,12 +75,15 @@ var organizationSignals = map[string]func(*placement.OrganizationUsage, float64)
 	"organization:container_memory_unlimited:count":      func(o *placement.OrganizationUsage, v float64) { o.UnlimitedMemory = int(v) },
 }
 
-const orgApplicationsRule = "organization_application:container_running:count"
+const (
+	orgApplicationsRule    = "organization_application:container_running:count"
+	serverApplicationsRule = "server_application:container_running:count"
+)
 
 // rulesQuery is {__name__=~"name1|name2|…"} over every rule in the tables
 // above; Prometheus turns an alternation of literals into a set lookup.
 var rulesQuery = func() string {
-	names := []string{infoRule, orgApplicationsRule}
+	names := []string{infoRule, orgApplicationsRule, serverApplicationsRule}
 	for name := range serverSignals {
 		names = append(names, name)
 	}
@@ -328,11 +331,21 @@ func assemble(taken time.Time, rulesVec, seenVec model.Vector) *placement.Snapsh
 		if math.IsNaN(v) {
 			continue
 		}
-		if set, ok := serverSignals[name]; ok || name == infoRule {
+		if set, ok := serverSignals[name]; ok || name == infoRule || name == serverApplicationsRule {
 			if sample.Metric["server"] == "" {
 				continue
 			}
 			st := server(sample.Metric)
+			if name == serverApplicationsRule {
+				// Not a signal fit needs: no application running is no series.
+				if app := string(sample.Metric["application_id"]); app != "" && v > 0 {
+					if st.Applications == nil {
+						st.Applications = map[string]int{}
+					}
+					st.Applications[app] += int(v)
+				}
+				continue
+			}
 			if name == infoRule {
 				// Identity comes from the info rule when several
 				// series disagree (e.g. a role changed recently).

@@ -3,6 +3,7 @@ package source
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -51,6 +52,10 @@ func TestAssemble(t *testing.T) {
 		rule(orgApplicationsRule, 2, []string{"organization", "acme", "application_id", "7"}),
 		rule(orgApplicationsRule, 1, []string{"organization", "acme", "application_id", "3"}),
 		rule(orgApplicationsRule, 0, []string{"organization", "acme", "application_id", "9"}),
+		rule(serverApplicationsRule, 2, append([]string{"application_id", "7"}, full...)),
+		rule(serverApplicationsRule, 1, append([]string{"application_id", "3"}, full...)),
+		rule(serverApplicationsRule, 0, append([]string{"application_id", "9"}, full...)),
+		rule(serverApplicationsRule, 4, full), // no application: ignored
 	)
 	seen := model.Vector{
 		sample(float64(taken.Unix()-2), full...),
@@ -69,6 +74,9 @@ func TestAssemble(t *testing.T) {
 	if a.CPU.Cores != 8 || a.Memory.TotalBytes != 2 || a.Containers.Running != 2 {
 		t.Errorf("server a values: %+v", a)
 	}
+	if fmt.Sprint(a.Applications) != "map[3:1 7:2]" {
+		t.Errorf("server a applications %v, want map[3:1 7:2]", a.Applications)
+	}
 	if a.Age != 2*time.Second || !a.LastSeen.Equal(taken.Add(-2*time.Second)) {
 		t.Errorf("server a age %v, last seen %v", a.Age, a.LastSeen)
 	}
@@ -78,6 +86,9 @@ func TestAssemble(t *testing.T) {
 	}
 	if b.Age != 600*time.Second {
 		t.Errorf("server b age %v, want the newest last-seen (600s)", b.Age)
+	}
+	if b.Applications != nil {
+		t.Errorf("server b applications %v, want none", b.Applications)
 	}
 	if len(b.Missing) != len(serverSignals) || slices.Contains(b.Missing, lastSeenRule) || !slices.IsSorted(b.Missing) {
 		t.Errorf("server b missing %v", b.Missing)
