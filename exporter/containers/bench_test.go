@@ -56,6 +56,17 @@ func BenchmarkContainers100(b *testing.B) {
 	engine := e.HTTPClient()
 	servicePID := e.ServicePID()
 
+	// The collector alone, for profiling it (-cpuprofile, -benchmem)
+	// without the HTTP, encoding and stats API work of the comparison.
+	b.Run("collect", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if series := collectOnly(b, collector); series < benchContainers*15 {
+				b.Fatalf("collector sent %d series for %d containers", series, benchContainers)
+			}
+		}
+	})
+
 	b.Run("scrape_vs_stats_api", func(b *testing.B) {
 		var scrapeWall, collectWall, statsWall, scrapeCPU, statsCPU time.Duration
 		for i := 0; i < b.N; i++ {

@@ -21,7 +21,9 @@ type Container struct {
 	RestartCount int
 	ExitCode     int
 	StartedAt    time.Time
-	HostNetwork  bool
+	// FinishedAt is when the container last stopped; zero if it never did.
+	FinishedAt  time.Time
+	HostNetwork bool
 	// Generation changes whenever the container is re-inspected (an event
 	// or a state change), telling the collector to re-read its limits.
 	Generation uint64
@@ -345,6 +347,9 @@ func fromInspect(d containerInspect, listState string) Container {
 	}
 	if t, err := time.Parse(time.RFC3339Nano, d.State.StartedAt); err == nil && t.Year() > 1 {
 		ct.StartedAt = t
+	}
+	if t, err := time.Parse(time.RFC3339Nano, d.State.FinishedAt); err == nil && t.Year() > 1 {
+		ct.FinishedAt = t
 	}
 	return ct
 }

@@ -147,17 +147,58 @@ type cgroupSpec struct {
 // 4 KiB pages) instead of a marker.
 const unlimitedV1 = uint64(1) << 62
 
+// cgroupFiles are the files of one container's cgroup read on every
+// scrape, kept open from one scrape to the next (see keptFile). Close them
+// when the container stops or disappears.
+type cgroupFiles struct {
+	v2 bool
+	// v1: cpuacct.usage, cpu.stat, memory.usage_in_bytes, memory.stat,
+	// memory.oom_control. v2: cpuUsage is unused (cpu.stat has it),
+	// memory.current for memUsage, memory.events for memOOM.
+	cpuUsage, cpuStat, memUsage, memStat, memOOM keptFile
+}
+
+// newCgroupFiles names the files of a located cgroup; they are opened on
+// first read.
+func newCgroupFiles(loc cgroupLocation) *cgroupFiles {
+	if loc.V2 {
+		return &cgroupFiles{
+			v2:       true,
+			cpuUsage: newKeptFile(""),
+			cpuStat:  newKeptFile(filepath.Join(loc.Unified, "cpu.stat")),
+			memUsage: newKeptFile(filepath.Join(loc.Unified, "memory.current")),
+			memStat:  newKeptFile(filepath.Join(loc.Unified, "memory.stat")),
+			memOOM:   newKeptFile(filepath.Join(loc.Unified, "memory.events")),
+		}
+	}
+	return &cgroupFiles{
+		cpuUsage: newKeptFile(filepath.Join(loc.CPUAcct, "cpuacct.usage")),
+		cpuStat:  newKeptFile(filepath.Join(loc.CPU, "cpu.stat")),
+		memUsage: newKeptFile(filepath.Join(loc.Memory, "memory.usage_in_bytes")),
+		memStat:  newKeptFile(filepath.Join(loc.Memory, "memory.stat")),
+		memOOM:   newKeptFile(filepath.Join(loc.Memory, "memory.oom_control")),
+	}
+}
+
+// close closes every open file.
+func (f *cgroupFiles) close() {
+	for _, k := range []*keptFile{&f.cpuUsage, &f.cpuStat, &f.memUsage, &f.memStat, &f.memOOM} {
+		k.close()
+	}
+}
+
 // readCgroup reads the counters of a located cgroup. Files of controllers
 // that are not enabled are optional; the CPU and memory usage files are not:
 // without them the container is gone.
-func readCgroup(r *fileReader, loc cgroupLocation) (cgroupStats, error) {
-	if loc.V2 {
-		return readStatsV2(r, loc.Unified)
+func readCgroup(r *fileReader, f *cgroupFiles) (cgroupStats, error) {
+	if f.v2 {
+		return readStatsV2(r, f)
 	}
-	return readStatsV1(r, loc)
+	return readStatsV1(r, f)
 }
 
-// readCgroupSpec reads the limits of a located cgroup.
+// readCgroupSpec reads the limits of a located cgroup. They are read rarely
+// (see cgroupSpec), so their files are not kept open.
 func readCgroupSpec(r *fileReader, loc cgroupLocation) (cgroupSpec, error) {
 	if loc.V2 {
 		return readSpecV2(r, loc.Unified)
@@ -165,33 +206,51 @@ func readCgroupSpec(r *fileReader, loc cgroupLocation) (cgroupSpec, error) {
 	return readSpecV1(r, loc)
 }
 
-func readStatsV1(r *fileReader, loc cgroupLocation) (cgroupStats, error) {
+// readKeyValues reads a kept flat-keyed file.
+func readKeyValues(r *fileReader, f *keptFile, fields ...field) error {
+	data, err := r.readKept(f)
+	if err != nil {
+		return err
+	}
+	return parseKeyValues(data, f.path, fields)
+}
+
+// readKeptUint reads a kept file holding one unsigned integer.
+func readKeptUint(r *fileReader, f *keptFile) (uint64, error) {
+	data, err := r.readKept(f)
+	if err != nil {
+		return 0, err
+	}
+	return parseUint(data, f.path)
+}
+
+func readStatsV1(r *fileReader, f *cgroupFiles) (cgroupStats, error) {
 	var st cgroupStats
-	usage, err := r.uint(filepath.Join(loc.CPUAcct, "cpuacct.usage"))
+	usage, err := readKeptUint(r, &f.cpuUsage)
 	if err != nil {
 		return st, err
 	}
 	st.CPUUsageSeconds = float64(usage) / 1e9
 	var throttled uint64
-	if err := optional(r.keyValues(filepath.Join(loc.CPU, "cpu.stat"), map[string]*uint64{
-		"nr_periods": &st.CFSPeriods, "nr_throttled": &st.CFSThrottledPeriods, "throttled_time": &throttled,
-	})); err != nil {
+	if err := optional(readKeyValues(r, &f.cpuStat,
+		field{"nr_periods", &st.CFSPeriods}, field{"nr_throttled", &st.CFSThrottledPeriods}, field{"throttled_time", &throttled},
+	)); err != nil {
 		return st, err
 	}
 	st.CFSThrottledSeconds = float64(throttled) / 1e9
 
-	if st.MemoryUsage, err = r.uint(filepath.Join(loc.Memory, "memory.usage_in_bytes")); err != nil {
+	if st.MemoryUsage, err = readKeptUint(r, &f.memUsage); err != nil {
 		return st, err
 	}
 	// total_* include child cgroups, as usage_in_bytes does.
 	var inactiveFile uint64
-	if err := r.keyValues(filepath.Join(loc.Memory, "memory.stat"), map[string]*uint64{
-		"total_rss": &st.MemoryRSS, "total_cache": &st.MemoryCache, "total_inactive_file": &inactiveFile,
-	}); err != nil {
+	if err := readKeyValues(r, &f.memStat,
+		field{"total_rss", &st.MemoryRSS}, field{"total_cache", &st.MemoryCache}, field{"total_inactive_file", &inactiveFile},
+	); err != nil {
 		return st, err
 	}
 	st.MemoryWorkingSet = workingSet(st.MemoryUsage, inactiveFile)
-	err = optional(r.keyValues(filepath.Join(loc.Memory, "memory.oom_control"), map[string]*uint64{"oom_kill": &st.OOMKills}))
+	err = optional(readKeyValues(r, &f.memOOM, field{"oom_kill", &st.OOMKills}))
 	return st, err
 }
 
@@ -220,30 +279,30 @@ func readSpecV1(r *fileReader, loc cgroupLocation) (cgroupSpec, error) {
 	return spec, nil
 }
 
-func readStatsV2(r *fileReader, dir string) (cgroupStats, error) {
+func readStatsV2(r *fileReader, f *cgroupFiles) (cgroupStats, error) {
 	var st cgroupStats
 	var usage, throttled uint64
-	if err := r.keyValues(filepath.Join(dir, "cpu.stat"), map[string]*uint64{
-		"usage_usec": &usage,
-		"nr_periods": &st.CFSPeriods, "nr_throttled": &st.CFSThrottledPeriods, "throttled_usec": &throttled,
-	}); err != nil {
+	if err := readKeyValues(r, &f.cpuStat,
+		field{"usage_usec", &usage},
+		field{"nr_periods", &st.CFSPeriods}, field{"nr_throttled", &st.CFSThrottledPeriods}, field{"throttled_usec", &throttled},
+	); err != nil {
 		return st, err
 	}
 	st.CPUUsageSeconds = float64(usage) / 1e6
 	st.CFSThrottledSeconds = float64(throttled) / 1e6
 
 	var err error
-	if st.MemoryUsage, err = r.uint(filepath.Join(dir, "memory.current")); err != nil {
+	if st.MemoryUsage, err = readKeptUint(r, &f.memUsage); err != nil {
 		return st, err
 	}
 	var inactiveFile uint64
-	if err := r.keyValues(filepath.Join(dir, "memory.stat"), map[string]*uint64{
-		"anon": &st.MemoryRSS, "file": &st.MemoryCache, "inactive_file": &inactiveFile,
-	}); err != nil {
+	if err := readKeyValues(r, &f.memStat,
+		field{"anon", &st.MemoryRSS}, field{"file", &st.MemoryCache}, field{"inactive_file", &inactiveFile},
+	); err != nil {
 		return st, err
 	}
 	st.MemoryWorkingSet = workingSet(st.MemoryUsage, inactiveFile)
-	err = optional(r.keyValues(filepath.Join(dir, "memory.events"), map[string]*uint64{"oom_kill": &st.OOMKills}))
+	err = optional(readKeyValues(r, &f.memOOM, field{"oom_kill", &st.OOMKills}))
 	return st, err
 }
 

@@ -68,12 +68,18 @@ func TestCgroupFixtures(t *testing.T) {
 				t.Fatalf("located %q (v2=%v), want %q (v2=%v)", loc.Path, loc.V2, tt.wantPath, tt.wantV2)
 			}
 			r := newFileReader()
-			got, err := readCgroup(r, loc)
+			files := newCgroupFiles(loc)
+			defer files.close()
+			got, err := readCgroup(r, files)
 			if err != nil {
 				t.Fatalf("readCgroup: %v", err)
 			}
 			if !statsEqual(got, tt.want) {
 				t.Errorf("stats\n got %+v\nwant %+v", got, tt.want)
+			}
+			// Again through the files now held open.
+			if again, err := readCgroup(r, files); err != nil || !statsEqual(again, tt.want) {
+				t.Errorf("second read through open files: %+v, %v", again, err)
 			}
 			spec, err := readCgroupSpec(r, loc)
 			if err != nil {
@@ -104,11 +110,11 @@ func TestLocateCgroupErrors(t *testing.T) {
 	}
 	// A process whose cgroup directory is gone (container stopped).
 	loc := cgroupLocation{V2: true, Unified: "testdata/cgroupv2/sys/fs/cgroup/system.slice/gone.scope"}
-	if _, err := readCgroup(newFileReader(), loc); err == nil {
+	if _, err := readCgroup(newFileReader(), newCgroupFiles(loc)); err == nil {
 		t.Error("reading a vanished v2 cgroup succeeded")
 	}
 	loc = cgroupLocation{CPU: "testdata/none", CPUAcct: "testdata/none", Memory: "testdata/none"}
-	if _, err := readCgroup(newFileReader(), loc); err == nil {
+	if _, err := readCgroup(newFileReader(), newCgroupFiles(loc)); err == nil {
 		t.Error("reading a vanished v1 cgroup succeeded")
 	}
 }
@@ -143,7 +149,9 @@ func TestParseProcCgroup(t *testing.T) {
 }
 
 func TestParseNetDev(t *testing.T) {
-	got, err := readNetDev(newFileReader(), "testdata/cgroupv2/proc", 4242)
+	f := newKeptFile(netDevPath("testdata/cgroupv2/proc", 4242))
+	defer f.close()
+	got, err := readNetDev(newFileReader(), &f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +162,7 @@ func TestParseNetDev(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v (lo skipped)", got, want)
 	}
-	if _, err := parseNetDev("h1\nh2\n  eth0: 1 2 3\n", "x"); err == nil {
+	if _, err := parseNetDev([]byte("h1\nh2\n  eth0: 1 2 3\n"), "x"); err == nil {
 		t.Error("short line accepted")
 	}
 }
@@ -173,7 +181,7 @@ func TestFileReader(t *testing.T) {
 	}
 	r := &fileReader{buf: make([]byte, 16)}
 	var inactive, key7 uint64
-	if err := r.keyValues(path, map[string]*uint64{"inactive_file": &inactive, "key_7": &key7}); err != nil {
+	if err := r.keyValues(path, field{"inactive_file", &inactive}, field{"key_7", &key7}); err != nil {
 		t.Fatal(err)
 	}
 	if inactive != 4242 || key7 != 7 {
@@ -187,7 +195,33 @@ func TestFileReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	var v uint64
-	if err := r.keyValues(bad, map[string]*uint64{"nr_periods": &v}); err == nil || !strings.Contains(err.Error(), "nr_periods") {
+	if err := r.keyValues(bad, field{"nr_periods", &v}); err == nil || !strings.Contains(err.Error(), "nr_periods") {
 		t.Errorf("malformed value: err = %v, want one naming the key", err)
+	}
+}
+
+// TestKeptFile: a file held open is re-read from its start every time,
+// showing the current content, whatever its size.
+func TestKeptFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpuacct.usage")
+	r := &fileReader{buf: make([]byte, 16)}
+	f := newKeptFile(path)
+	defer f.close()
+	if _, err := r.readKept(&f); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: err = %v, want fs.ErrNotExist", err)
+	}
+	for _, content := range []string{"123\n", strings.Repeat("9", 10000) + "\n", "7\n"} {
+		// Rewritten in place (same inode), as the kernel regenerates a
+		// cgroup file.
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.readKept(&f)
+		if err != nil || string(got) != content {
+			t.Fatalf("read %d bytes (%v), want %d bytes of the current content", len(got), err, len(content))
+		}
+		if !f.open {
+			t.Fatal("file not held open after a read")
+		}
 	}
 }

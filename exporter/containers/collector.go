@@ -56,20 +56,45 @@ type Collector struct {
 	layout   labelLayout
 	logger   *slog.Logger
 
-	mu        sync.Mutex
-	locations map[string]locatedCgroup // by container id
+	// readMu serializes the cgroup reading part of scrapes (two
+	// Prometheus servers may scrape at once): states and readers, and the
+	// file descriptors they hold, belong to whoever holds it.
+	readMu  sync.Mutex
+	states  map[string]*containerState // by container id
+	readers []*fileReader
 
 	warnedNamespace atomic.Bool
 }
 
-// locatedCgroup remembers where a container's cgroup is (it does not move
-// while the container's main process lives) and its limits.
-type locatedCgroup struct {
+// containerState is what the collector keeps of a container from one
+// scrape to the next, so that a scrape does only what changed since the
+// last: where its cgroup is (it does not move while the container's main
+// process lives), that cgroup's files held open, its limits, and the label
+// pairs of its series.
+type containerState struct {
 	pid     int
 	loc     cgroupLocation
+	files   *cgroupFiles // nil until located, and after a failed read
+	netDev  keptFile
 	spec    cgroupSpec
 	specGen uint64
 	specAt  time.Time
+
+	// labels are built for one metadata generation and cgroup path.
+	labels     *containerLabels
+	labelsGen  uint64
+	labelsPath string
+	labelsOK   bool
+}
+
+// release closes the container's files.
+func (s *containerState) release() {
+	if s.files != nil {
+		s.files.close()
+		s.files = nil
+	}
+	s.netDev.close()
+	s.pid = 0
 }
 
 // specMaxAge bounds how long limits are reused without an event saying
@@ -116,18 +141,18 @@ func New(cfg Config, logger *slog.Logger) (*Collector, error) {
 	names := append(append(append([]string(nil), baseLabels...), labels.names()...), "role")
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Collector{
-		cache:     newMetadataCache(client, cfg.RelistInterval, cfg.RequestTimeout, logger),
-		stop:      cancel,
-		done:      make(chan struct{}),
-		procfs:    cfg.ProcFS,
-		cgroupfs:  cfg.CgroupFS,
-		labels:    labels,
-		roles:     roles,
-		apiWait:   cfg.APIWait,
-		descs:     newDescs(names),
-		layout:    newLabelLayout(names),
-		logger:    logger,
-		locations: map[string]locatedCgroup{},
+		cache:    newMetadataCache(client, cfg.RelistInterval, cfg.RequestTimeout, logger),
+		stop:     cancel,
+		done:     make(chan struct{}),
+		procfs:   cfg.ProcFS,
+		cgroupfs: cfg.CgroupFS,
+		labels:   labels,
+		roles:    roles,
+		apiWait:  cfg.APIWait,
+		descs:    newDescs(names),
+		layout:   newLabelLayout(names),
+		logger:   logger,
+		states:   map[string]*containerState{},
 	}
 	go func() {
 		defer close(c.done)
@@ -136,25 +161,31 @@ func New(cfg Config, logger *slog.Logger) (*Collector, error) {
 	return c, nil
 }
 
-// Close stops the background metadata cache and waits for it.
+// Close stops the background metadata cache, waits for it and closes the
+// cgroup files held open.
 func (c *Collector) Close() {
 	c.stop()
 	<-c.done
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	for id, st := range c.states {
+		st.release()
+		delete(c.states, id)
+	}
 }
 
 // vanishedWait bounds how long a scrape waits for the metadata cache to
 // apply events it already received, or for the engine to confirm what
 // happened to containers whose processes disappeared since the last update
-// (stopped or removed a moment ago).
+// or that stopped a moment ago (stopped or removed since).
 const vanishedWait = time.Second
 
 // reading is one container's metadata and, when it runs, its resources.
 type reading struct {
 	Container
-	role  string
-	loc   cgroupLocation
-	stats cgroupStats
-	spec  cgroupSpec
+	labels *containerLabels
+	stats  cgroupStats
+	spec   cgroupSpec
 	// ifaces are the container's network interfaces; nil on host network.
 	ifaces []interfaceStats
 	live   bool
@@ -174,16 +205,27 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 		return fmt.Errorf("reading docker metadata: %w", err)
 	}
 	readings, vanished := c.read(containers)
-	if vanished > 0 && !c.cache.refresh(ctx, vanishedWait) {
-		c.logger.Debug("engine did not confirm vanished containers in time", "vanished", vanished, "wait", vanishedWait)
-	} else if vanished > 0 {
+	if unsettled := vanished + countRecentlyStopped(readings, time.Now()); unsettled > 0 {
 		// Running containers without processes stopped or were removed
-		// since the last event was handled: report what the engine says
-		// now rather than a "running" container without resources.
-		if containers, err = c.cache.snapshot(ctx, c.apiWait); err != nil {
-			return fmt.Errorf("reading docker metadata: %w", err)
+		// since the cache last heard from the engine; containers that
+		// stopped a moment ago are often being removed right now (docker
+		// rm -f, compose down, a redeploy replacing them), and the removal
+		// event can lag (Podman's file events logger is polled). Ask the
+		// engine now, briefly, and report what it says rather than a
+		// "running" container without resources, or one that no longer
+		// exists.
+		if c.cache.refresh(ctx, vanishedWait) {
+			if containers, err = c.cache.snapshot(ctx, c.apiWait); err != nil {
+				return fmt.Errorf("reading docker metadata: %w", err)
+			}
+			readings, _ = c.read(containers)
+		} else {
+			c.logger.Debug("engine did not confirm changed containers in time, leaving them out of this scrape", "containers", unsettled, "wait", vanishedWait)
+			readings = dropUnsettled(readings, time.Now())
 		}
-		readings, _ = c.read(containers)
+		// A container the engine, asked after its process was gone, still
+		// calls running (it is catching up, or no cgroup can be read at
+		// all) keeps its metadata series: the engine's word stands.
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -191,7 +233,7 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 
 	builds := 0
 	for _, r := range readings {
-		if r.role == RoleBuild && r.State == "running" {
+		if r.labels.role == RoleBuild && r.State == "running" {
 			builds++
 		}
 		c.emit(ch, r)
@@ -200,44 +242,102 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 	return nil
 }
 
+// settleWindow is how long after a container stopped a scrape still asks
+// the engine whether it exists before reporting it.
+const settleWindow = 10 * time.Second
+
+// recentlyStopped reports whether a container stopped less than
+// settleWindow before now.
+func (r reading) recentlyStopped(now time.Time) bool {
+	return !r.Running() && !r.FinishedAt.IsZero() && now.Sub(r.FinishedAt) < settleWindow
+}
+
+func countRecentlyStopped(readings []reading, now time.Time) int {
+	n := 0
+	for _, r := range readings {
+		if r.recentlyStopped(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// dropUnsettled removes the readings of running containers whose cgroup
+// could not be read and of containers that stopped a moment ago: without
+// the engine's confirmation they may be removed already, and no series of
+// a removed container may outlive its removal by a scrape.
+func dropUnsettled(readings []reading, now time.Time) []reading {
+	kept := readings[:0]
+	for _, r := range readings {
+		if (r.Running() && !r.live) || r.recentlyStopped(now) {
+			continue
+		}
+		kept = append(kept, r)
+	}
+	return kept
+}
+
 // read reads the cgroups of the running containers, spread over a few
 // goroutines (the reads are system calls; more workers than CPUs only
 // contend). vanished counts running containers whose cgroup could not be
-// read: typically they stopped since the cache last heard from the engine.
+// read: typically they stopped since the cache last heard from the engine
+// (a cgroup namespace mistake, which hides every cgroup, does not count).
 func (c *Collector) read(containers []Container) (readings []reading, vanished int) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
 	readings = make([]reading, len(containers))
+	states := make([]*containerState, len(containers))
 	seen := make(map[string]bool, len(containers))
 	for i, ct := range containers {
 		seen[ct.ID] = true
-		readings[i] = reading{Container: ct, role: c.roles.role(ct.Name, ct.Image, ct.Labels)}
+		st := c.states[ct.ID]
+		if st == nil {
+			st = &containerState{}
+			c.states[ct.ID] = st
+		}
+		states[i] = st
+		readings[i] = reading{Container: ct}
 	}
+	for id, st := range c.states {
+		if !seen[id] {
+			st.release()
+			delete(c.states, id)
+		}
+	}
+
 	workers := min(runtime.GOMAXPROCS(0), 4, len(readings))
+	for len(c.readers) < workers {
+		c.readers = append(c.readers, newFileReader())
+	}
 	var (
 		wg   sync.WaitGroup
 		next atomic.Int64
 		lost atomic.Int64
 	)
-	for range workers {
+	for w := range workers {
 		wg.Add(1)
-		go func() {
+		go func(r *fileReader) {
 			defer wg.Done()
-			r := newFileReader()
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(readings) {
 					return
 				}
-				rd := &readings[i]
+				rd, st := &readings[i], states[i]
 				if !rd.Running() {
+					st.release() // stopped: nothing to hold open
 					continue
 				}
-				var err error
-				rd.loc, rd.stats, rd.spec, err = c.readContainer(r, rd.Container)
+				err := c.readContainer(r, st, rd)
 				if err != nil {
-					lost.Add(1)
-					if errors.Is(err, errForeignCgroupNamespace) && c.warnedNamespace.CompareAndSwap(false, true) {
-						// A deployment mistake, not a container stopping: say so once.
-						c.logger.Warn("cannot read container cgroups", "err", err)
+					if errors.Is(err, errForeignCgroupNamespace) {
+						// A deployment mistake, not a container stopping: say
+						// so once, and do not ask the engine on every scrape.
+						if c.warnedNamespace.CompareAndSwap(false, true) {
+							c.logger.Warn("cannot read container cgroups", "err", err)
+						}
+					} else {
+						lost.Add(1)
 					}
 					c.logger.Debug("reading container cgroup", "container", rd.Name, "id", shortID(rd.ID), "err", err)
 					continue
@@ -246,42 +346,57 @@ func (c *Collector) read(containers []Container) (readings []reading, vanished i
 				if rd.HostNetwork {
 					continue // host interfaces: node_network_* already counts them
 				}
-				if rd.ifaces, err = readNetDev(r, c.procfs, rd.Pid); err != nil {
+				if rd.ifaces, err = readNetDev(r, &st.netDev); err != nil {
 					c.logger.Debug("reading container network", "container", rd.Name, "id", shortID(rd.ID), "err", err)
 				}
 			}
-		}()
+		}(c.readers[w])
 	}
 	wg.Wait()
-	c.forgetExcept(seen)
+
+	for i := range readings {
+		readings[i].labels = c.labelsFor(states[i], &readings[i])
+	}
 	return readings, int(lost.Load())
 }
 
-// Extra label names, addressable for shared label pairs.
-var (
-	labelState     = "state"
-	labelCPU       = "cpu"
-	labelInterface = "interface"
-	cpuTotal       = "total"
-)
+// labelsFor returns the label pairs of a container's series, rebuilding
+// them only when its metadata or cgroup changed (or it shows a network
+// interface not seen before).
+func (c *Collector) labelsFor(st *containerState, rd *reading) *containerLabels {
+	path := ""
+	if rd.live {
+		path = st.loc.Path
+	}
+	if !st.labelsOK || st.labelsGen != rd.Generation || st.labelsPath != path {
+		values := make([]string, 0, len(c.layout.names))
+		values = append(values, path, rd.Name, rd.Image)
+		values = append(values, c.labels.values(rd.Labels)...)
+		role := c.roles.role(rd.Name, rd.Image, rd.Labels)
+		values = append(values, role)
+		st.labels = newContainerLabels(c.layout, values, rd.State, role)
+		st.labelsGen, st.labelsPath, st.labelsOK = rd.Generation, path, true
+	}
+	for i := range rd.ifaces {
+		st.labels = st.labels.withInterface(rd.ifaces[i].Name)
+	}
+	return st.labels
+}
 
 // emit sends one container's series. Stopped containers (and running ones
 // whose cgroup vanished) get only the metadata series.
 func (c *Collector) emit(ch chan<- prometheus.Metric, r reading) {
-	values := make([]string, 0, len(c.layout.names))
-	values = append(values, r.loc.Path, r.Name, r.Image)
-	values = append(values, c.labels.values(r.Labels)...)
-	values = append(values, r.role)
-	set := c.layout.set(values)
-
+	l := r.labels
+	// One allocation for all of the container's series.
+	samples := make([]sample, 0, 17+8*len(r.ifaces))
 	send := func(d *prometheus.Desc, kind prometheus.ValueType, v float64, labels []*dto.LabelPair) {
-		ch <- &sample{desc: d, labels: labels, kind: kind, value: v}
+		samples = append(samples, sample{desc: d, labels: labels, kind: kind, value: v})
+		ch <- &samples[len(samples)-1]
 	}
-	gauge := func(d *prometheus.Desc, v float64) { send(d, prometheus.GaugeValue, v, set.base) }
-	counter := func(d *prometheus.Desc, v float64) { send(d, prometheus.CounterValue, v, set.base) }
+	gauge := func(d *prometheus.Desc, v float64) { send(d, prometheus.GaugeValue, v, l.base) }
+	counter := func(d *prometheus.Desc, v float64) { send(d, prometheus.CounterValue, v, l.base) }
 
-	state := r.State
-	send(c.descs.info, prometheus.GaugeValue, 1, set.with(&labelState, &state))
+	send(c.descs.info, prometheus.GaugeValue, 1, l.info)
 	gauge(c.descs.restarts, float64(r.RestartCount))
 	gauge(c.descs.exitCode, float64(r.ExitCode))
 	if !r.live {
@@ -289,7 +404,7 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, r reading) {
 	}
 
 	st, spec := r.stats, r.spec
-	send(c.descs.cpuUsage, prometheus.CounterValue, st.CPUUsageSeconds, set.with(&labelCPU, &cpuTotal))
+	send(c.descs.cpuUsage, prometheus.CounterValue, st.CPUUsageSeconds, l.cpu)
 	counter(c.descs.cfsPeriods, float64(st.CFSPeriods))
 	counter(c.descs.cfsThrottledPeriods, float64(st.CFSThrottledPeriods))
 	counter(c.descs.cfsThrottledSec, st.CFSThrottledSeconds)
@@ -313,7 +428,7 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, r reading) {
 	}
 	for i := range r.ifaces {
 		nic := &r.ifaces[i]
-		labels := set.with(&labelInterface, &nic.Name)
+		labels := l.ifaces[nic.Name]
 		send(c.descs.netRxBytes, prometheus.CounterValue, float64(nic.RxBytes), labels)
 		send(c.descs.netRxPackets, prometheus.CounterValue, float64(nic.RxPackets), labels)
 		send(c.descs.netRxErrors, prometheus.CounterValue, float64(nic.RxErrors), labels)
@@ -326,39 +441,28 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, r reading) {
 }
 
 // readContainer locates (once per container process) and reads a
-// container's cgroup.
-func (c *Collector) readContainer(r *fileReader, ct Container) (cgroupLocation, cgroupStats, cgroupSpec, error) {
-	c.mu.Lock()
-	cached, ok := c.locations[ct.ID]
-	c.mu.Unlock()
-	if !ok || cached.pid != ct.Pid {
-		loc, err := locateCgroup(c.procfs, c.cgroupfs, ct.Pid)
+// container's cgroup into rd. Only the worker handling the container
+// touches st.
+func (c *Collector) readContainer(r *fileReader, st *containerState, rd *reading) error {
+	if st.files == nil || st.pid != rd.Pid {
+		st.release()
+		loc, err := locateCgroup(c.procfs, c.cgroupfs, rd.Pid)
 		if err != nil {
-			return cgroupLocation{}, cgroupStats{}, cgroupSpec{}, err
+			return err
 		}
-		cached = locatedCgroup{pid: ct.Pid, loc: loc}
+		st.pid, st.loc, st.files = rd.Pid, loc, newCgroupFiles(loc)
+		st.netDev = newKeptFile(netDevPath(c.procfs, rd.Pid))
+		st.specAt = time.Time{}
 	}
-	stats, err := readCgroup(r, cached.loc)
-	if err == nil && (cached.specAt.IsZero() || cached.specGen != ct.Generation || time.Since(cached.specAt) > specMaxAge) {
-		cached.spec, err = readCgroupSpec(r, cached.loc)
-		cached.specGen, cached.specAt = ct.Generation, time.Now()
+	stats, err := readCgroup(r, st.files)
+	if err == nil && (st.specAt.IsZero() || st.specGen != rd.Generation || time.Since(st.specAt) > specMaxAge) {
+		st.spec, err = readCgroupSpec(r, st.loc)
+		st.specGen, st.specAt = rd.Generation, time.Now()
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err != nil {
-		delete(c.locations, ct.ID)
-		return cgroupLocation{}, cgroupStats{}, cgroupSpec{}, fmt.Errorf("reading cgroup %s: %w", cached.loc.Path, err)
+		st.release()
+		return fmt.Errorf("reading cgroup %s: %w", st.loc.Path, err)
 	}
-	c.locations[ct.ID] = cached
-	return cached.loc, stats, cached.spec, nil
-}
-
-func (c *Collector) forgetExcept(seen map[string]bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for id := range c.locations {
-		if !seen[id] {
-			delete(c.locations, id)
-		}
-	}
+	rd.stats, rd.spec = stats, st.spec
+	return nil
 }

@@ -2,11 +2,13 @@ package containers
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,6 +82,11 @@ func TestCollectorFixtures(t *testing.T) {
 func TestCollectorVanishedContainer(t *testing.T) {
 	containers := fixtureContainers()
 	containers[1].Pid = 999999 // no such process in the fixture tree
+	// Stopped a moment ago: the engine, asked, says it still exists.
+	containers = append(containers, fakeContainer{
+		ID: strings.Repeat("ab", 32), Name: "just-stopped", Image: "busybox", State: "exited", ExitCode: 137,
+		FinishedAt: time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano),
+	})
 	engine := &fakeEngine{containers: containers}
 	c, err := New(Config{
 		DockerHost: serveUnix(t, engine), LabelMap: DefaultLabelMap,
@@ -105,6 +112,93 @@ func TestCollectorVanishedContainer(t *testing.T) {
 	}
 	if v := got.value(t, "berth_container_info", map[string]string{"name": "k9f2h7d3s1a8q4w6e5r0t2y7", "id": "", "state": "running"}); v != 1 {
 		t.Errorf("the vanished container's info = %v, want 1 (the engine still says running)", v)
+	}
+	if v := got.value(t, "berth_container_exit_code", map[string]string{"name": "just-stopped"}); v != 137 {
+		t.Errorf("the confirmed just-stopped container's exit code = %v, want 137", v)
+	}
+}
+
+// TestCollectorVanishedUnconfirmed: a container the cache lists as running
+// whose process is gone, and one that stopped a moment ago, while the
+// engine does not answer the check in time (they may well be removed
+// already), are left out of the scrape entirely; the others are served from
+// the still fresh metadata.
+func TestCollectorVanishedUnconfirmed(t *testing.T) {
+	containers := fixtureContainers()
+	containers[1].Pid = 999999 // no such process in the fixture tree
+	containers = append(containers, fakeContainer{
+		ID: strings.Repeat("ab", 32), Name: "just-stopped", Image: "busybox", State: "exited", ExitCode: 137,
+		FinishedAt: time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano),
+	})
+	gate := &hangSwitch{next: &fakeEngine{containers: containers}}
+	c, err := New(Config{
+		DockerHost: serveUnix(t, gate), LabelMap: DefaultLabelMap,
+		ProcFS: "testdata/cgroupv2/proc", CgroupFS: "testdata/cgroupv2/sys/fs/cgroup",
+		APIWait: 5 * time.Second, RequestTimeout: time.Hour,
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.cache.snapshot(context.Background(), 5*time.Second); err != nil {
+		t.Fatalf("first sync: %v", err)
+	}
+	gate.hang()
+	text, err := gather(t, c)
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	got := parseScrape(t, text)
+	for name := range got {
+		for _, ct := range []string{"k9f2h7d3s1a8q4w6e5r0t2y7", "just-stopped"} {
+			if n := len(got.find(name, map[string]string{"name": ct})); n > 0 {
+				t.Errorf("unconfirmed %s still has %d %s series", ct, n, name)
+			}
+		}
+	}
+	// Stopped long ago: nothing to confirm, still reported.
+	if n := len(got.find("berth_container_info", map[string]string{"name": "backup-of-db-1", "state": "exited"})); n != 1 {
+		t.Errorf("the long-exited container has %d info series, want 1", n)
+	}
+	if n := len(got.find("container_memory_usage_bytes", map[string]string{"name": "web-x8k2m1"})); n != 1 {
+		t.Errorf("the healthy container has %d memory series, want 1:\n%s", n, text)
+	}
+	if v := got.value(t, "berth_builds_active", nil); v != 0 {
+		t.Errorf("berth_builds_active = %v, want 0: the vanished build container is not counted", v)
+	}
+}
+
+// TestCollectorConcurrentScrapes: two Prometheus servers scraping at once
+// share the open cgroup files and label pairs safely (run with -race) and
+// get the same answer.
+func TestCollectorConcurrentScrapes(t *testing.T) {
+	c, err := New(Config{
+		DockerHost: serveUnix(t, &fakeEngine{containers: fixtureContainers()}), LabelMap: DefaultLabelMap,
+		ProcFS: "testdata/cgroupv1/proc", CgroupFS: "testdata/cgroupv1/sys/fs/cgroup",
+		APIWait: 5 * time.Second,
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want, err := gather(t, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	results := make([]string, 4)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], _ = gather(t, c)
+		}()
+	}
+	wg.Wait()
+	for i, got := range results {
+		if got != want {
+			t.Errorf("concurrent scrape %d differs:\n%s\nwant:\n%s", i, got, want)
+		}
 	}
 }
 

@@ -197,11 +197,12 @@ type containerInspect struct {
 	Name         string `json:"Name"`
 	RestartCount int    `json:"RestartCount"`
 	State        struct {
-		Status    string `json:"Status"`
-		Running   bool   `json:"Running"`
-		Pid       int    `json:"Pid"`
-		ExitCode  int    `json:"ExitCode"`
-		StartedAt string `json:"StartedAt"`
+		Status     string `json:"Status"`
+		Running    bool   `json:"Running"`
+		Pid        int    `json:"Pid"`
+		ExitCode   int    `json:"ExitCode"`
+		StartedAt  string `json:"StartedAt"`
+		FinishedAt string `json:"FinishedAt"`
 	} `json:"State"`
 	Config struct {
 		Image  string            `json:"Image"`

@@ -33,6 +33,7 @@ type fakeEngine struct {
 
 type fakeContainer struct {
 	ID, Name, Image, State, StartedAt string
+	FinishedAt                        string
 	Labels                            map[string]string
 	Pid, ExitCode, RestartCount       int
 }
@@ -80,6 +81,7 @@ func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			d.ID, d.Name, d.RestartCount = c.ID, "/"+c.Name, c.RestartCount
 			d.State.Status, d.State.Running, d.State.Pid, d.State.ExitCode, d.State.StartedAt = c.State, c.State == "running", c.Pid, c.ExitCode, c.StartedAt
 			d.Config.Image, d.Config.Labels = c.Image, c.Labels
+			d.State.FinishedAt = c.FinishedAt
 			d.HostConfig.NetworkMode = "bridge"
 			_ = json.NewEncoder(w).Encode(d)
 			return

@@ -2,10 +2,14 @@ package containers
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +87,10 @@ func TestIntegrationContainersLive(t *testing.T) {
 	e.Run(t, "--name", "job-exit3", podmantest.Image, "/bin/sh", "-c", "exit 3")
 	e.Run(t, "--name", "oom-victim", "--memory", "16m", "--memory-swap", "16m",
 		podmantest.Image, "/bin/sh", "-c", `(x=$(head -c 64000000 /dev/zero | tr "\0" a)); sleep 100000`)
+	// Fails twice more after its first run: Podman's restart policy
+	// (applied by `podman container cleanup`, which conmon runs when the
+	// container exits) restarts it exactly twice, then leaves it exited.
+	e.Run(t, "--name", "flaky", "--restart=on-failure:2", podmantest.Image, "/bin/sh", "-c", "sleep 0.2; exit 5")
 	if code := e.Podman(t, "wait", "job-exit3"); code != "3" {
 		t.Fatalf("podman wait job-exit3 = %q, want 3", code)
 	}
@@ -203,6 +211,56 @@ func TestIntegrationContainersLive(t *testing.T) {
 		if n := len(first.find("berth_container_info", map[string]string{"name": "oom-victim", "state": "running"})); n != 1 {
 			t.Errorf("oom-victim should still run after the OOM kill in its subshell")
 		}
+		// The kernel's own count, from the container's cgroup (v1 here):
+		// exactly one process was killed, and the metric says the same.
+		sel := map[string]string{"name": "oom-victim"}
+		cgroup := labelOf(first.find("container_oom_events_total", sel)[0], "id")
+		kills := oomKills(t, cgroup)
+		if kills != 1 {
+			t.Errorf("cgroup %s counts %d OOM kills, want exactly 1", cgroup, kills)
+		}
+		if v := first.value(t, "container_oom_events_total", sel); v != float64(kills) {
+			t.Errorf("container_oom_events_total = %v, the cgroup counts %d", v, kills)
+		}
+	})
+
+	t.Run("restarts", func(t *testing.T) {
+		sel := map[string]string{"name": "flaky"}
+		// The engine's final word first (between restarts Podman shows it
+		// "stopped"; "exited" once it gave up), then the exporter's.
+		deadline := time.Now().Add(60 * time.Second)
+		for e.Inspect(t, "flaky", "{{.State.Status}}") != "exited" {
+			if time.Now().After(deadline) {
+				t.Fatal("flaky did not end up exited within 60s")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := e.Inspect(t, "flaky", "{{.RestartCount}}"); got != "2" {
+			t.Fatalf("podman inspect flaky: RestartCount %s, want 2 (restart policy on-failure:2)", got)
+		}
+		s := waitFor(t, url, "the exporter to show flaky exited after 2 restarts", func(s scrape) bool {
+			return len(s.find("berth_container_info", map[string]string{"name": "flaky", "state": "exited"})) == 1 &&
+				s.value(t, "berth_container_restarts", sel) == 2
+		})
+		if v := s.value(t, "berth_container_exit_code", sel); v != 5 {
+			t.Errorf("berth_container_exit_code = %v, want 5", v)
+		}
+		if v := s.value(t, "berth_container_restarts", map[string]string{"name": "web-busy"}); v != 0 {
+			t.Errorf("web-busy restarts = %v, want 0", v)
+		}
+	})
+
+	t.Run("start time", func(t *testing.T) {
+		for _, name := range []string{"web-busy", "db-idle", "oom-victim"} {
+			ns, err := strconv.ParseInt(e.Inspect(t, name, "{{.State.StartedAt.UnixNano}}"), 10, 64)
+			if err != nil {
+				t.Fatalf("%s: podman inspect StartedAt: %v", name, err)
+			}
+			got := first.value(t, "container_start_time_seconds", map[string]string{"name": name})
+			if want := float64(ns) / 1e9; math.Abs(got-want) > 1 {
+				t.Errorf("%s: container_start_time_seconds = %.3f, podman inspect says %.3f", name, got, want)
+			}
+		}
 	})
 
 	t.Run("cpu", func(t *testing.T) {
@@ -253,25 +311,27 @@ func TestIntegrationContainersLive(t *testing.T) {
 	})
 
 	t.Run("removal", func(t *testing.T) {
-		e.Remove(t, "db-idle")
-		// Its cgroup is gone at once, so are its resource series.
-		after := fetch(t, testClient, url, nil)
-		if n := len(after.find("container_memory_usage_bytes", map[string]string{"name": "db-idle"})); n != 0 {
-			t.Errorf("first scrape after removal still has resource series of the removed container")
+		// The exporter holds the running container's cgroup files open
+		// between scrapes, and lets go of them once it is gone.
+		cgroup := labelOf(first.find("container_memory_usage_bytes", map[string]string{"name": "db-idle"})[0], "id")
+		if n := openFilesUnder(t, cgroup); n == 0 {
+			t.Errorf("no file of db-idle's cgroup %s is held open between scrapes", cgroup)
 		}
-		// The engine announces the removal through its events stream,
-		// asynchronously; once the exporter has it, nothing of the container
-		// remains.
-		after = waitFor(t, url, "the removal to reach the exporter", func(s scrape) bool {
-			return len(s.find("berth_container_info", map[string]string{"name": "db-idle"})) == 0
-		})
+		e.Remove(t, "db-idle")
+		// No waiting: the very first scrape after `podman rm` returned has
+		// nothing of the container, whether or not the engine's removal
+		// event has reached the exporter yet.
+		after := fetch(t, testClient, url, nil)
 		for fam := range after {
 			if ms := after.find(fam, map[string]string{"name": "db-idle"}); len(ms) != 0 {
-				t.Errorf("%s still has %d series of the removed container: %v", fam, len(ms), ms)
+				t.Errorf("first scrape after removal: %s still has %d series of the removed container: %v", fam, len(ms), ms)
 			}
 		}
 		if n := len(after.find("berth_container_info", map[string]string{"name": "web-busy"})); n != 1 {
 			t.Errorf("web-busy vanished with db-idle")
+		}
+		if n := openFilesUnder(t, cgroup); n != 0 {
+			t.Errorf("%d files of the removed container's cgroup are still open", n)
 		}
 	})
 
@@ -295,4 +355,47 @@ func sortStrings(s []string) {
 			s[j], s[j-1] = s[j-1], s[j]
 		}
 	}
+}
+
+// oomKills reads oom_kill from memory.oom_control of a cgroup v1 path as
+// the id label shows it (the memory controller's path).
+func oomKills(t *testing.T, cgroup string) int {
+	t.Helper()
+	path := filepath.Join("/sys/fs/cgroup/memory", cgroup, "memory.oom_control")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading the OOM kill count: %v", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("parsing %s: %v", path, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("%s has no oom_kill line:\n%s", path, data)
+	return 0
+}
+
+// openFilesUnder counts this process's open files whose path contains the
+// cgroup path (in any controller's hierarchy).
+func openFilesUnder(t *testing.T, cgroup string) int {
+	t.Helper()
+	if cgroup == "" {
+		t.Fatal("empty cgroup path")
+	}
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, entry := range entries {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", entry.Name()))
+		if err == nil && strings.HasPrefix(target, "/sys/fs/cgroup/") && strings.Contains(target, cgroup+"/") {
+			n++
+		}
+	}
+	return n
 }

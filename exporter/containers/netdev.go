@@ -1,10 +1,10 @@
 package containers
 
 import (
+	"bytes"
 	"fmt"
 	"path/filepath"
 	"strconv"
-	"strings"
 )
 
 // interfaceStats are the counters of one network interface.
@@ -14,47 +14,61 @@ type interfaceStats struct {
 	TxBytes, TxPackets, TxErrors, TxDrops uint64
 }
 
+// netDevPath is the file readNetDev reads for process pid.
+func netDevPath(procfs string, pid int) string {
+	return filepath.Join(procfs, strconv.Itoa(pid), "net", "dev")
+}
+
 // readNetDev reads procfs/<pid>/net/dev, which shows the interfaces of the
 // process's network namespace, that is the container's. Loopback is skipped:
-// it is traffic inside the container.
-func readNetDev(r *fileReader, procfs string, pid int) ([]interfaceStats, error) {
-	path := filepath.Join(procfs, strconv.Itoa(pid), "net", "dev")
-	data, err := r.read(path)
+// it is traffic inside the container. The file stays open (and with it the
+// namespace) until the collector sees the container stop.
+func readNetDev(r *fileReader, f *keptFile) ([]interfaceStats, error) {
+	data, err := r.readKept(f)
 	if err != nil {
 		return nil, err
 	}
-	return parseNetDev(string(data), path)
+	return parseNetDev(data, f.path)
 }
 
-func parseNetDev(data, path string) ([]interfaceStats, error) {
+func parseNetDev(data []byte, path string) ([]interfaceStats, error) {
 	var out []interfaceStats
-	lines := strings.Split(data, "\n")
-	for i, line := range lines {
-		if i < 2 || strings.TrimSpace(line) == "" {
+	for i := 1; len(data) > 0; i++ {
+		line := data
+		if j := bytes.IndexByte(data, '\n'); j >= 0 {
+			line, data = data[:j], data[j+1:]
+		} else {
+			data = nil
+		}
+		if i <= 2 || len(bytes.TrimSpace(line)) == 0 {
 			continue // two header lines
 		}
-		name, rest, ok := strings.Cut(line, ":")
+		name, rest, ok := bytes.Cut(line, []byte{':'})
 		if !ok {
-			return nil, fmt.Errorf("parsing %s: line %d has no interface name", path, i+1)
+			return nil, fmt.Errorf("parsing %s: line %d has no interface name", path, i)
 		}
-		name = strings.TrimSpace(name)
-		if name == "lo" {
+		name = bytes.TrimSpace(name)
+		if string(name) == "lo" {
 			continue
-		}
-		fields := strings.Fields(rest)
-		if len(fields) < 16 {
-			return nil, fmt.Errorf("parsing %s: interface %s has %d fields, want 16", path, name, len(fields))
 		}
 		var v [16]uint64
 		for j := range v {
-			n, err := strconv.ParseUint(fields[j], 10, 64)
+			rest = bytes.TrimLeft(rest, " ")
+			end := bytes.IndexByte(rest, ' ')
+			if end < 0 {
+				end = len(rest)
+			}
+			if end == 0 {
+				return nil, fmt.Errorf("parsing %s: interface %s has %d fields, want 16", path, name, j)
+			}
+			n, err := strconv.ParseUint(string(rest[:end]), 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("parsing %s: interface %s field %d: %w", path, name, j+1, err)
 			}
-			v[j] = n
+			v[j], rest = n, rest[end:]
 		}
 		out = append(out, interfaceStats{
-			Name:    name,
+			Name:    string(name),
 			RxBytes: v[0], RxPackets: v[1], RxErrors: v[2], RxDrops: v[3],
 			TxBytes: v[8], TxPackets: v[9], TxErrors: v[10], TxDrops: v[11],
 		})
