@@ -43,7 +43,7 @@ type Engine struct {
 	socket  string
 	service *exec.Cmd
 	exited  chan struct{}
-	output  *lockedBuffer
+	output  *testenv.SyncBuffer
 }
 
 var (
@@ -77,7 +77,7 @@ func Start(t testing.TB) *Engine {
 		podman: podman,
 		dir:    dir,
 		socket: filepath.Join(dir, "podman.sock"),
-		output: &lockedBuffer{},
+		output: &testenv.SyncBuffer{},
 	}
 	t.Cleanup(func() { e.cleanup(t) })
 
@@ -429,21 +429,4 @@ func mountsUnder(dir string) []string {
 		mounts[i], mounts[j] = mounts[j], mounts[i]
 	}
 	return mounts
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

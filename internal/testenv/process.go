@@ -13,21 +13,25 @@ import (
 // Process is a real component started by a test and stopped at its end.
 type Process struct {
 	Cmd    *exec.Cmd
-	output *lockedBuffer
+	output *SyncBuffer
 }
 
-type lockedBuffer struct {
+// SyncBuffer collects a process's output; safe for the writer goroutines of
+// os/exec and a test reading it at the same time.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+// String is everything written so far.
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -40,7 +44,7 @@ func (p *Process) Output() string { return p.output.String() }
 // SIGKILL) when the test ends; its output is logged if the test failed.
 func Start(t testing.TB, path string, args ...string) *Process {
 	t.Helper()
-	p := &Process{Cmd: exec.Command(path, args...), output: &lockedBuffer{}}
+	p := &Process{Cmd: exec.Command(path, args...), output: &SyncBuffer{}}
 	p.Cmd.Stdout = p.output
 	p.Cmd.Stderr = p.output
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
