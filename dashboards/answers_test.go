@@ -21,13 +21,14 @@ type knownAnswer struct {
 
 // liveKnownAnswers follow from the live test's setup: 4 simulated servers
 // (seed 1: one build server running two builds, organizations org-1 and
-// org-2) plus the real server real-1 in org-1, and a policy allowing org-1
-// one server.
+// org-2) plus the real servers real-1 in org-1 and real-build (a build
+// server, its one build finished and removed) in org-2, and a policy
+// allowing org-1 one server.
 var liveKnownAnswers = []knownAnswer{
-	{"berth-fleet-capacity", "Servers", 5, "4 simulated servers and real-1"},
+	{"berth-fleet-capacity", "Servers", 6, "4 simulated servers, real-1 and real-build"},
 	{"berth-fleet-capacity", "Stale or down", 0, "every server answers"},
-	{"berth-build-servers", "Build servers", 1, "--build-servers=1"},
-	{"berth-build-servers", "Running builds", 2, "seed 1 gives the build server two helper containers"},
+	{"berth-build-servers", "Build servers", 2, "--build-servers=1 and real-build"},
+	{"berth-build-servers", "Running builds", 2, "seed 1 gives the simulated build server two helper containers; real-build's build has finished"},
 	{"berth-organizations", "Organizations", 2, "org-1 and org-2"},
 	{"berth-organizations", "Over quota", 1, "org-1 has 3 servers, its quota allows 1"},
 	{"berth-placement-api", "Prometheus source", 1, "the embedded store answers"},

@@ -1,7 +1,8 @@
 package dashboards
 
 // builds shows build servers (role="build"): running and queued builds
-// against the per-server cap, load score, and the build containers.
+// against the per-server cap, load score, the build containers, and the
+// builds placement placed, per application.
 func builds() *dashboard {
 	b := newBoard("berth-build-servers", "Berth / Build servers",
 		"Build servers (role=\"build\"): running and queued builds against the concurrent-build cap, the load score placement ranks them by, and every build container's duration and peaks.")
@@ -38,8 +39,13 @@ func builds() *dashboard {
 		series(queued, "{{server}} queued"),
 		series(buildCap, "{{server}} cap"),
 	).min0().decimals(0).dashedSeries(".* cap"))
-	b.add(12, 8, timeseries("Load score", "Placement's default build load score (lower is better): CPU% × 0.4 + memory% × 0.3 + queued × 10 + running × 15. Computed here with the default weights; GET /api/v1/build-servers gives the score with your policy's weights and started reservations.", "none",
-		series(`server:node_cpu_utilisation:rate5m{`+s+`} * 100 * 0.4 + server:node_memory_utilisation:ratio{`+s+`} * 100 * 0.3 + on (server) group_left () `+queuedOrZero+` * 10 + server:berth_builds_active:sum{`+s+`} * 15`, "{{server}}"),
+	// The score placement computes with the policy's weights
+	// (berth_build_server_load_score, exported while a build request read
+	// the server in the last 5 minutes); otherwise the seed's default
+	// weights over the recording rules.
+	defaultScore := `server:node_cpu_utilisation:rate5m{` + s + `} * 100 * 0.4 + server:node_memory_utilisation:ratio{` + s + `} * 100 * 0.3 + on (server) group_left () ` + queuedOrZero + ` * 10 + server:berth_builds_active:sum{` + s + `} * 15`
+	b.add(12, 8, timeseries("Load score", "The build load score placement ranks build servers by (lower is better), as placement computes it with your policy's weights (berth_build_server_load_score: CPU and memory of the newest fleet snapshot a build request read, queued and running builds from its reservations). For a build server no build request has looked at in the last 5 minutes, the seed's default CPU% × 0.4 + memory% × 0.3 + queued × 10 + running × 15 over the recording rules.", "none",
+		series(`max by (server) (berth_build_server_load_score{server=~"$server"}) or on (server) (`+defaultScore+`)`, "{{server}}"),
 	).min0())
 	b.add(8, 8, bargauge("Builds / cap", "Running builds divided by the build server's cap (berth_build_concurrency_limit; 2, the policy default, until placement exports it).", "percentunit",
 		instant(`server:berth_builds_active:sum{`+s+`} / on (server) group_left () `+buildCap, "{{server}}")).
@@ -52,7 +58,7 @@ func builds() *dashboard {
 	).minMax(0, 1))
 
 	b.row("Build containers")
-	b.add(24, 9, table("Running builds", "Every running build container on the selected build servers, longest-running first: elapsed time, CPU now, CPU time used so far (how heavy the build is) and memory peak during the dashboard's time range. Coolify names build containers by deployment id; the application is known to placement through its build reservation.",
+	b.add(24, 9, table("Running builds", "Every running build container on the selected build servers, longest-running first: elapsed time, CPU now, CPU time used so far (how heavy the build is) and memory peak during the dashboard's time range. Coolify names build containers by deployment id, so they carry no application; the builds placement placed are shown per application below.",
 		[]column{
 			{title: "Elapsed", unit: "s", sortDesc: ptr(true)},
 			{title: "CPU now (cores)", unit: "none"},
@@ -69,6 +75,37 @@ func builds() *dashboard {
 	).min0())
 	b.add(12, 8, timeseries("Build memory per server", "Working set of build containers per build server.", "bytes",
 		series(sumBy("server", `container_memory_working_set_bytes{role="build"}`), "{{server}}"),
+	).min0())
+
+	b.row("Builds per application")
+	// placement's build records: builds it placed that were started and
+	// finished (POST /api/v1/builds/{id}/finish), newest per application,
+	// for applications that built in the last 7 days (at most 100).
+	last := func(metric string) string {
+		return `max by (application_id, server) (` + metric + `{server=~"$server"})`
+	}
+	buckets := `sum by (server, le) (increase(berth_build_duration_seconds_bucket{server=~"$server"}[$__range]))`
+	b.add(4, 8, stat("Builds finished", "Builds placed by berth-placement that were started and finished in the time range (berth_build_duration_seconds_count).", "none",
+		instant(`sum(increase(berth_build_duration_seconds_count{server=~"$server"}[$__range])) or vector(0)`, "")).decimals(0).baseColor("blue"))
+	b.add(8, 8, bargauge("Build duration per server", "Median and 90th percentile duration of the builds that finished in the time range, per build server (berth_build_duration_seconds, start to finish as the deployer reported them). Empty when no build finished in the time range.", "s",
+		instant(`histogram_quantile(0.5, `+buckets+`)`, "{{server}} p50"),
+		instant(`histogram_quantile(0.9, `+buckets+`)`, "{{server}} p90"),
+	).min0().steps(at(600, "orange"), at(1800, "red")))
+	b.add(12, 8, table("Last build per application", "The newest finished build of each application placed through berth-placement (applications that built in the last 7 days, at most 100): its build server, duration (start to finish), peak working set of its build container (empty when Prometheus held no container for it) and when it finished. From placement's build records; build containers carry no application label.",
+		[]column{
+			{title: "Duration", unit: "s", sortDesc: ptr(true)},
+			{title: "Peak memory", unit: "bytes"},
+			{title: "Finished", unit: "dateTimeFromNow"},
+		},
+		tableQuery(last("berth_build_last_duration_seconds")),
+		tableQuery(last("berth_build_last_peak_memory_bytes")),
+		tableQuery(last("berth_build_last_finished_timestamp_seconds")+` * 1000`),
+	))
+	b.add(12, 8, bargauge("Build duration per application", "Duration of each application's newest finished build, the ten longest (berth_build_last_duration_seconds). Builds that run close to their estimate's duration × 2 outlive the reservation's default renewal.", "s",
+		instant(`topk(10, max by (application_id) (berth_build_last_duration_seconds{server=~"$server"}))`, "{{application_id}}"),
+	).min0().steps(at(600, "orange"), at(1800, "red")))
+	b.add(12, 8, bargauge("Peak memory per application", "Peak working set of each application's newest finished build, the ten largest (berth_build_last_peak_memory_bytes, looked up in Prometheus when the build finished). History estimates reserve the highest of the last ten builds' peaks.", "bytes",
+		instant(`topk(10, max by (application_id) (berth_build_last_peak_memory_bytes{server=~"$server"}))`, "{{application_id}}"),
 	).min0())
 
 	b.row("Build placements")

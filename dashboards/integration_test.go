@@ -104,6 +104,25 @@ func fetch(url string) (string, error) {
 // until its /metrics shows the workload's containers.
 func startExporter(t *testing.T, engine *podmantest.Engine, name, role, organization string) string {
 	t.Helper()
+	return startExporterWaiting(t, engine, name, role, organization,
+		`name="shop-web"`, `name="`+buildContainer+`"`, `state="exited"`, "container_cpu_cfs_throttled_periods_total")
+}
+
+// startBuildServer runs a second engine, empty but for the build helper
+// image, with a real berth-exporter as build server name: the deployer
+// runs the build it places there as a real container, so that placement
+// finds the build's peak memory in the store.
+func startBuildServer(t *testing.T, name, organization string) (*podmantest.Engine, string) {
+	t.Helper()
+	engine := podmantest.Start(t)
+	engine.Podman(t, "tag", podmantest.Image, buildHelperImage)
+	return engine, startExporterWaiting(t, engine, name, "build", organization, `berth_builds_active 0`)
+}
+
+// startExporterWaiting runs the real berth-exporter against the engine and
+// waits until its /metrics shows every one of want.
+func startExporterWaiting(t *testing.T, engine *podmantest.Engine, name, role, organization string, want ...string) string {
+	t.Helper()
 	addr := testenv.FreePort(t)
 	testenv.Start(t, binary(t, "berth-exporter"),
 		"--web.listen-address="+addr,
@@ -118,9 +137,9 @@ func startExporter(t *testing.T, engine *podmantest.Engine, name, role, organiza
 		if err != nil {
 			return err
 		}
-		for _, want := range []string{`name="shop-web"`, `name="` + buildContainer + `"`, `state="exited"`, "container_cpu_cfs_throttled_periods_total"} {
-			if !strings.Contains(body, want) {
-				return fmt.Errorf("no %s in /metrics yet", want)
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				return fmt.Errorf("no %s in /metrics yet", w)
 			}
 		}
 		return nil
@@ -131,17 +150,19 @@ func startExporter(t *testing.T, engine *podmantest.Engine, name, role, organiza
 // TestIntegrationDashboards checks the dashboards against the real
 // components: every metric name they use is produced by berth-exporter, a
 // recording rule or berth-placement, and every panel query returns data
-// through berth-placement's embedded Prometheus API, scraping a real
-// berth-exporter (with a real Podman workload) and a simulated fleet with
-// a build server and two organizations.
+// through berth-placement's embedded Prometheus API, scraping two real
+// berth-exporters (one with a real Podman workload, one a build server on
+// its own engine) and a simulated fleet with a build server and two
+// organizations.
 func TestIntegrationDashboards(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test; skipped with -short")
 	}
 	engine := startWorkload(t)
 	exporter := startExporter(t, engine, "real-1", "app", "org-1")
+	buildEngine, buildExporter := startBuildServer(t, "real-build", "org-2")
 	oomKill(t, engine)
-	stack := startPlacementStack(t, exporter)
+	stack := startPlacementStack(t, []string{exporter, buildExporter}, buildEngine)
 
 	t.Run("MetricNamesAreReal", func(t *testing.T) {
 		checkMetricNames(t, map[string]map[string]bool{

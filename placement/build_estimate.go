@@ -160,6 +160,9 @@ type FinishedBuild struct {
 	Server        string    `json:"server"`
 	StartedAt     time.Time `json:"started_at"`
 	EndedAt       time.Time `json:"ended_at"`
+	// PeakMemoryBytes is the peak working set of the build's container as
+	// looked up when it finished; 0 when none was found (or not looked up).
+	PeakMemoryBytes float64 `json:"peak_memory_bytes,omitempty"`
 }
 
 // BuildUsage is what Prometheus saw of one build.

@@ -162,7 +162,7 @@ func TestBuildEstimator(t *testing.T) {
 	for i := range HistoryBuilds + 3 {
 		start := testNow.Add(time.Duration(i) * time.Hour)
 		r := Reservation{ID: string(rune('a' + i)), Kind: KindBuild, ApplicationID: "app", Server: "b", StartedAt: &start}
-		if ok, err := records.Finish(r, start.Add(2*time.Minute)); !ok || err != nil {
+		if ok, err := records.Finish(r, start.Add(2*time.Minute), 0); !ok || err != nil {
 			t.Fatal(ok, err)
 		}
 	}

@@ -113,19 +113,32 @@ func (r *BuildRecords) Expected(id string) (time.Duration, bool) {
 	return p.Expected, ok
 }
 
+// FinishedBuildOf is the history entry of build reservation res ended at
+// ended: ok only when it names an application and was started before
+// ended (a build never started has nothing to learn from).
+func FinishedBuildOf(res Reservation, ended time.Time) (b FinishedBuild, ok bool) {
+	if res.ApplicationID == "" || res.StartedAt == nil || !ended.After(*res.StartedAt) {
+		return FinishedBuild{}, false
+	}
+	return FinishedBuild{
+		ID: res.ID, ApplicationID: res.ApplicationID, Server: res.Server,
+		StartedAt: *res.StartedAt, EndedAt: ended,
+	}, true
+}
+
 // Finish records a build's end. A build with an application and a start
-// joins the history; the pending entry is dropped either way.
-func (r *BuildRecords) Finish(res Reservation, ended time.Time) (recorded bool, err error) {
+// joins the history, with the peak working set of its container when the
+// caller looked one up (0: unknown); the pending entry is dropped either
+// way.
+func (r *BuildRecords) Finish(res Reservation, ended time.Time, peakMemoryBytes float64) (recorded bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pendingBefore, hadPending := r.pending[res.ID]
 	finishedBefore := r.finished
 	delete(r.pending, res.ID)
-	if res.ApplicationID != "" && res.StartedAt != nil && ended.After(*res.StartedAt) {
-		r.finished = append(slices.Clone(r.finished), FinishedBuild{
-			ID: res.ID, ApplicationID: res.ApplicationID, Server: res.Server,
-			StartedAt: *res.StartedAt, EndedAt: ended,
-		})
+	if b, ok := FinishedBuildOf(res, ended); ok {
+		b.PeakMemoryBytes = max(peakMemoryBytes, 0)
+		r.finished = append(slices.Clone(r.finished), b)
 		r.trim(res.ApplicationID)
 		recorded = true
 	}
@@ -174,6 +187,37 @@ func (r *BuildRecords) RecentBuilds(applicationID string, n int) []FinishedBuild
 		if r.finished[i].ApplicationID == applicationID {
 			out = append(out, r.finished[i])
 		}
+	}
+	return out
+}
+
+// LastBuilds returns the newest finished build of each application whose
+// newest build ended at or after since, newest first, at most n of them:
+// the bounded set behind the per-application build metrics.
+func (r *BuildRecords) LastBuilds(since time.Time, n int) []FinishedBuild {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	newest := map[string]FinishedBuild{}
+	for _, f := range r.finished {
+		if f.EndedAt.Before(since) {
+			continue
+		}
+		if cur, ok := newest[f.ApplicationID]; !ok || !f.EndedAt.Before(cur.EndedAt) {
+			newest[f.ApplicationID] = f
+		}
+	}
+	out := make([]FinishedBuild, 0, len(newest))
+	for _, f := range newest {
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b FinishedBuild) int {
+		if c := b.EndedAt.Compare(a.EndedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ApplicationID, b.ApplicationID)
+	})
+	if len(out) > n {
+		out = out[:max(n, 0)]
 	}
 	return out
 }

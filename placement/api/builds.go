@@ -2,10 +2,12 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -106,8 +108,13 @@ type builds struct {
 	api       *API
 	records   *placement.BuildRecords
 	estimator *placement.BuildEstimator
+	history   placement.BuildHistory
 	metrics   *buildMetrics
 }
+
+// peakLookupTimeout bounds the one history query a finish makes, so a slow
+// Prometheus delays the deployer's finish call by at most this much.
+const peakLookupTimeout = 5 * time.Second
 
 // buildRoutes creates the build endpoints. Their metrics are registered
 // here, where the routes are made, so that the API's constructor needs no
@@ -125,7 +132,8 @@ func (a *API) buildRoutes() []route {
 		api:       a,
 		records:   cfg.Records,
 		estimator: placement.NewBuildEstimator(cfg.Records, cfg.History, a.logger),
-		metrics:   newBuildMetrics(a.opts.Placer.Store().List, a.opts.Policy.Policy),
+		history:   cfg.History,
+		metrics:   newBuildMetrics(a.opts.Placer.Store().List, a.opts.Policy.Policy, cfg.Records),
 	}
 	if err := b.metrics.register(a.opts.Registerer); err != nil {
 		a.logger.Error("build metrics not registered", "err", err)
@@ -146,7 +154,7 @@ func (b *builds) listBuildServers(c echo.Context) error {
 		return err
 	}
 	loads := b.api.opts.Policy.Policy().BuildLoads(snap, b.api.opts.Placer.Store().List())
-	b.metrics.see(loads)
+	b.metrics.see(snap, loads)
 	return c.JSON(http.StatusOK, BuildServerList{TakenAt: snap.Taken, Servers: loads})
 }
 
@@ -164,7 +172,7 @@ func (b *builds) getBuildServer(c echo.Context) error {
 		return notFound("server", "server %q is not a build server (its role is %q)", name, s.Role)
 	}
 	load := b.api.opts.Policy.Policy().BuildLoadOf(s, b.api.opts.Placer.Store().List())
-	b.metrics.see([]placement.BuildLoad{load})
+	b.metrics.see(snap, []placement.BuildLoad{load})
 	return c.JSON(http.StatusOK, load)
 }
 
@@ -297,7 +305,7 @@ func (b *builds) createBuildPlacement(c echo.Context) error {
 	if out.Servers == nil {
 		out.Servers = []placement.BuildLoad{}
 	}
-	b.metrics.see(out.Servers)
+	b.metrics.see(snap, out.Servers)
 	return c.JSON(http.StatusOK, out)
 }
 
@@ -371,12 +379,40 @@ func (b *builds) finishBuild(c echo.Context) error {
 	if err != nil {
 		return reservationError(err)
 	}
-	recorded, err := b.records.Finish(res, time.Now())
+	ended := time.Now()
+	var peak float64
+	if fb, ok := placement.FinishedBuildOf(res, ended); ok {
+		peak = b.lookupPeak(c.Request().Context(), fb)
+	}
+	recorded, err := b.records.Finish(res, ended, peak)
 	if err != nil {
 		// The build is released; only its history entry is lost.
 		b.api.logger.Error("recording finished build", "reservation", id, "err", err)
 	}
+	b.metrics.finished(res, ended)
 	return c.JSON(http.StatusOK, BuildFinishResponse{Reservation: res, HistoryRecorded: recorded})
+}
+
+// lookupPeak asks the build history (one query) for the peak working set
+// of a build that just finished, for berth_build_last_peak_memory_bytes.
+// 0 when there is no history source, no container was found, or the
+// query failed (counted and logged: the finish itself succeeds).
+func (b *builds) lookupPeak(ctx context.Context, fb placement.FinishedBuild) float64 {
+	if b.history == nil {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, peakLookupTimeout)
+	defer cancel()
+	u, ok, err := b.history.BuildUsage(ctx, fb)
+	if err != nil {
+		b.metrics.peakErrors.Inc()
+		b.api.logger.Warn("looking up the peak memory of a finished build failed", "reservation", fb.ID, "application_id", fb.ApplicationID, "err", err)
+		return 0
+	}
+	if !ok {
+		return 0
+	}
+	return u.PeakMemoryBytes
 }
 
 // decodeOptionalJSON is decodeJSON for endpoints whose body may be empty.
@@ -395,68 +431,163 @@ func decodeOptionalJSON(c echo.Context, v any) error {
 	return decodeBody(body, v)
 }
 
+// Bounds of the per-application build metrics: only applications whose
+// last build finished within buildMetricsMaxAge, and at most
+// buildMetricsMaxApplications of them (the most recent), so the series
+// count stays bounded however many applications build.
+const (
+	buildMetricsMaxAge          = 7 * 24 * time.Hour
+	buildMetricsMaxApplications = 100
+	// loadScoreMaxAge is how long a build server's load score is exported
+	// after the last snapshot a build request read: the score's CPU and
+	// memory terms come from that snapshot, so it is not shown stale.
+	loadScoreMaxAge = 5 * time.Minute
+)
+
+// buildDurationBuckets cover builds from half a minute to two hours.
+var buildDurationBuckets = []float64{30, 60, 120, 180, 300, 600, 900, 1200, 1800, 2700, 3600, 7200}
+
+// lastBuilds gives the newest finished build of each recent application.
+type lastBuilds interface {
+	LastBuilds(since time.Time, n int) []placement.FinishedBuild
+}
+
+// seenServer is a build server's state in the newest snapshot a build
+// request read, kept to export its load score between requests.
+type seenServer struct {
+	state *placement.ServerState
+	taken time.Time
+}
+
 // buildMetrics are the build-specific metrics; decisions and rejections
 // use berth_placement_decisions_total and _rejections_total with
 // kind="build".
 type buildMetrics struct {
-	list   func() []placement.Reservation
-	policy func() *placement.Policy
+	list    func() []placement.Reservation
+	policy  func() *placement.Policy
+	records lastBuilds
+	now     func() time.Time
 
-	queueDesc, capDesc *prometheus.Desc
-	historyErrors      prometheus.Counter
+	maxAge          time.Duration
+	maxApplications int
+
+	queueDesc, capDesc, scoreDesc  *prometheus.Desc
+	lastDurationDesc, lastPeakDesc *prometheus.Desc
+	lastEndDesc                    *prometheus.Desc
+	historyErrors, peakErrors      prometheus.Counter
+	durations                      *prometheus.HistogramVec
 
 	mu    sync.Mutex
-	known map[string]bool // build servers seen, so their gauges read 0 rather than vanish
+	known map[string]bool       // build servers seen, so their gauges read 0 rather than vanish
+	seen  map[string]seenServer // their state in the newest snapshot a request read
 }
 
-func newBuildMetrics(list func() []placement.Reservation, policy func() *placement.Policy) *buildMetrics {
+func newBuildMetrics(list func() []placement.Reservation, policy func() *placement.Policy, records lastBuilds) *buildMetrics {
+	app := []string{"application_id", "server"}
 	return &buildMetrics{
-		list:   list,
-		policy: policy,
+		list:            list,
+		policy:          policy,
+		records:         records,
+		now:             time.Now,
+		maxAge:          buildMetricsMaxAge,
+		maxApplications: buildMetricsMaxApplications,
 		queueDesc: prometheus.NewDesc("berth_build_queue_length",
 			"Build reservations not started yet (queued), by build server.", []string{"server"}, nil),
 		capDesc: prometheus.NewDesc("berth_build_concurrency_limit",
 			"Concurrent builds allowed on a build server (policy builds.concurrent_builds or its per-server override).", []string{"server"}, nil),
+		scoreDesc: prometheus.NewDesc("berth_build_server_load_score",
+			fmt.Sprintf("Load score placement ranks a build server by (lower is better), with the policy's weights: CPU and memory from the newest snapshot a build request read (at most %g minutes old), queued and running builds from the reservations now.", loadScoreMaxAge.Minutes()), []string{"server"}, nil),
+		lastDurationDesc: prometheus.NewDesc("berth_build_last_duration_seconds",
+			fmt.Sprintf("Duration (start to finish) of the application's newest finished build; the %d applications that built most recently within %d days.", buildMetricsMaxApplications, int(buildMetricsMaxAge.Hours()/24)), app, nil),
+		lastPeakDesc: prometheus.NewDesc("berth_build_last_peak_memory_bytes",
+			"Peak working set of the application's newest finished build, looked up in Prometheus when it finished; absent when no build container was found.", app, nil),
+		lastEndDesc: prometheus.NewDesc("berth_build_last_finished_timestamp_seconds",
+			"When the application's newest finished build ended, Unix time.", app, nil),
 		historyErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "berth_placement_build_history_errors_total",
 			Help: "Build estimates that fell back to the profile because the build history query failed.",
 		}),
+		peakErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "berth_placement_build_peak_errors_total",
+			Help: "Finished builds whose peak memory could not be looked up because the build history query failed.",
+		}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "berth_build_duration_seconds",
+			Help:    "Duration of builds placed by berth-placement, from start to finish, by build server.",
+			Buckets: buildDurationBuckets,
+		}, []string{"server"}),
 		known: map[string]bool{},
+		seen:  map[string]seenServer{},
 	}
 }
 
 func (m *buildMetrics) register(reg prometheus.Registerer) error {
-	if err := reg.Register(m); err != nil {
-		return err
+	for _, c := range []prometheus.Collector{m, m.historyErrors, m.peakErrors, m.durations} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
 	}
-	return reg.Register(m.historyErrors)
+	return nil
 }
 
-// see remembers build servers a request looked at.
-func (m *buildMetrics) see(loads []placement.BuildLoad) {
+// see remembers build servers a request looked at, and their state in the
+// snapshot it read.
+func (m *buildMetrics) see(snap *placement.Snapshot, loads []placement.BuildLoad) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, l := range loads {
-		m.known[l.Server] = true
+		if !m.known[l.Server] {
+			m.known[l.Server] = true
+			// The histogram starts at 0, so the first build's increase shows.
+			m.durations.WithLabelValues(l.Server)
+		}
+		s, ok := snap.Servers[l.Server]
+		if !ok {
+			continue
+		}
+		if prev, ok := m.seen[l.Server]; !ok || !snap.Taken.Before(prev.taken) {
+			m.seen[l.Server] = seenServer{state: s, taken: snap.Taken}
+		}
 	}
+}
+
+// finished observes the duration of a build that was started.
+func (m *buildMetrics) finished(res placement.Reservation, ended time.Time) {
+	if res.StartedAt == nil || !ended.After(*res.StartedAt) {
+		return
+	}
+	m.durations.WithLabelValues(res.Server).Observe(ended.Sub(*res.StartedAt).Seconds())
 }
 
 // Describe implements prometheus.Collector.
 func (m *buildMetrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.queueDesc
 	ch <- m.capDesc
+	ch <- m.scoreDesc
+	ch <- m.lastDurationDesc
+	ch <- m.lastPeakDesc
+	ch <- m.lastEndDesc
 }
 
 // Collect implements prometheus.Collector, reading the reservation store
-// at scrape time so the gauge cannot drift from it.
+// and the build records at scrape time so the gauges cannot drift from
+// them.
 func (m *buildMetrics) Collect(ch chan<- prometheus.Metric) {
+	now := m.now()
 	queued := map[string]int{}
+	var scored []seenServer
 	m.mu.Lock()
 	for s := range m.known {
 		queued[s] = 0
 	}
+	for _, s := range m.seen {
+		if now.Sub(s.taken) <= loadScoreMaxAge {
+			scored = append(scored, s)
+		}
+	}
 	m.mu.Unlock()
-	for _, r := range m.list() {
+	open := m.list()
+	for _, r := range open {
 		if r.Kind != placement.KindBuild {
 			continue
 		}
@@ -476,5 +607,19 @@ func (m *buildMetrics) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range servers {
 		ch <- prometheus.MustNewConstMetric(m.queueDesc, prometheus.GaugeValue, float64(queued[s]), s)
 		ch <- prometheus.MustNewConstMetric(m.capDesc, prometheus.GaugeValue, float64(p.Builds.ConcurrentBuildsFor(s)), s)
+	}
+	for _, s := range scored {
+		l := p.BuildLoadOf(s.state, open)
+		ch <- prometheus.MustNewConstMetric(m.scoreDesc, prometheus.GaugeValue, l.Score, l.Server)
+	}
+	if m.records == nil {
+		return
+	}
+	for _, b := range m.records.LastBuilds(now.Add(-m.maxAge), m.maxApplications) {
+		ch <- prometheus.MustNewConstMetric(m.lastDurationDesc, prometheus.GaugeValue, b.EndedAt.Sub(b.StartedAt).Seconds(), b.ApplicationID, b.Server)
+		ch <- prometheus.MustNewConstMetric(m.lastEndDesc, prometheus.GaugeValue, float64(b.EndedAt.UnixMilli())/1000, b.ApplicationID, b.Server)
+		if b.PeakMemoryBytes > 0 {
+			ch <- prometheus.MustNewConstMetric(m.lastPeakDesc, prometheus.GaugeValue, b.PeakMemoryBytes, b.ApplicationID, b.Server)
+		}
 	}
 }
