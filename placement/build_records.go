@@ -240,25 +240,8 @@ func (r *BuildRecords) persist() error {
 	if err != nil {
 		return fmt.Errorf("encode build records: %w", err)
 	}
-	path := filepath.Join(r.dir, buildRecordsFile)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("write build records: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write build records: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync build records: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close build records: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replace build records file: %w", err)
+	if err := replaceFile(filepath.Join(r.dir, buildRecordsFile), data, true); err != nil {
+		return fmt.Errorf("build records: %w", err)
 	}
 	return nil
 }

@@ -271,39 +271,11 @@ func (s *ReservationStore) persist() error {
 	if err != nil {
 		return fmt.Errorf("encode reservations: %w", err)
 	}
-	path := filepath.Join(s.dir, reservationsFile)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
-	if err != nil {
-		return fmt.Errorf("write reservations: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write reservations: %w", err)
-	}
-	if s.syncEvery == 0 {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return fmt.Errorf("sync reservations: %w", err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close reservations: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replace reservations file: %w", err)
+	if err := replaceFile(filepath.Join(s.dir, reservationsFile), data, s.syncEvery == 0); err != nil {
+		return fmt.Errorf("reservations: %w", err)
 	}
 	if s.syncEvery > 0 {
 		s.dirty = true
-		return nil
-	}
-	d, err := os.Open(s.dir)
-	if err != nil {
-		return fmt.Errorf("sync reservation directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync reservation directory: %w", err)
 	}
 	return nil
 }
