@@ -15,6 +15,10 @@ import (
 
 const namespace = "berth"
 
+// metricsChanSize buffers what one collector sends before its draining
+// goroutine runs: enough for most collectors' whole output.
+const metricsChanSize = 64
+
 var (
 	scrapeDurationDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(namespace, "scrape", "collector_duration_seconds"),
@@ -33,11 +37,58 @@ type Scraper struct {
 	collectors map[string]Collector
 	names      []string
 	logger     *slog.Logger
-	// running marks collectors still busy from an earlier scrape. A stuck
-	// collector is not started again until it returns, so a hung mount or
-	// socket costs one goroutine, not one per scrape.
-	running map[string]*atomic.Bool
+	state      map[string]*collectorState
 }
+
+// collectorState is what the scraper keeps about one collector between
+// scrapes.
+type collectorState struct {
+	// slot is held by the scrape running the collector: a collector never
+	// runs twice at once. A stuck collector is not started again until it
+	// returns, so a hung mount or socket costs one goroutine, not one per
+	// scrape; a scrape overlapping a live one (the second Prometheus of an
+	// HA pair) waits for it instead of failing.
+	slot chan struct{}
+	// holder is the context of the scrape holding slot, nil while free.
+	holder atomic.Pointer[context.Context]
+	// sent is how many metrics the collector sent on its last successful
+	// scrape: the next scrape sizes its buffer from it, so collecting a
+	// thousand series costs one allocation, not a dozen slice growths.
+	sent atomic.Int64
+}
+
+// acquire takes st's slot for a scrape with context ctx. It fails at once
+// when the holder is a scrape that already gave up on the collector (it is
+// stuck), and waits for a holder that is still within its deadline.
+func (st *collectorState) acquire(ctx context.Context) error {
+	select {
+	case st.slot <- struct{}{}:
+	default:
+		var holderDone <-chan struct{}
+		if h := st.holder.Load(); h != nil {
+			if (*h).Err() != nil {
+				return errStillRunning
+			}
+			holderDone = (*h).Done()
+		}
+		select {
+		case st.slot <- struct{}{}:
+		case <-holderDone:
+			return errStillRunning
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for a concurrent scrape to finish it: %w", ctx.Err())
+		}
+	}
+	st.holder.Store(&ctx)
+	return nil
+}
+
+func (st *collectorState) release() {
+	st.holder.Store(nil)
+	<-st.slot
+}
+
+var errStillRunning = errors.New("still running since an earlier scrape")
 
 // NewScraper returns a scraper over the given named collectors.
 func NewScraper(collectors map[string]Collector, logger *slog.Logger) *Scraper {
@@ -46,11 +97,11 @@ func NewScraper(collectors map[string]Collector, logger *slog.Logger) *Scraper {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	running := make(map[string]*atomic.Bool, len(names))
+	state := make(map[string]*collectorState, len(names))
 	for _, name := range names {
-		running[name] = &atomic.Bool{}
+		state[name] = &collectorState{slot: make(chan struct{}, 1)}
 	}
-	return &Scraper{collectors: collectors, names: names, logger: logger, running: running}
+	return &Scraper{collectors: collectors, names: names, logger: logger, state: state}
 }
 
 // Names lists the collectors this scraper runs, sorted.
@@ -117,13 +168,15 @@ func (s *Scraper) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 func (s *Scraper) run(ctx context.Context, name string, c Collector) (r result) {
 	r.name = name
 	start := time.Now()
-	busy := s.running[name]
-	if !busy.CompareAndSwap(false, true) {
-		return result{name: name, err: errors.New("still running since an earlier scrape")}
+	st := s.state[name]
+	if err := st.acquire(ctx); err != nil {
+		return result{name: name, err: err, duration: time.Since(start)}
 	}
-	defer busy.Store(false)
-	metrics := make(chan prometheus.Metric)
-	var buffered []prometheus.Metric
+	defer st.release()
+	// The channel is buffered so that the collector does not hand over to
+	// the draining goroutine for every single metric.
+	metrics := make(chan prometheus.Metric, metricsChanSize)
+	buffered := make([]prometheus.Metric, 0, st.sent.Load())
 	var drained sync.WaitGroup
 	drained.Add(1)
 	go func() {
@@ -140,6 +193,7 @@ func (s *Scraper) run(ctx context.Context, name string, c Collector) (r result) 
 		drained.Wait()
 		if r.err == nil {
 			r.metrics = buffered
+			st.sent.Store(int64(len(buffered)))
 		}
 		r.duration = time.Since(start)
 	}()

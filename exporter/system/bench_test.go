@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
@@ -17,6 +18,8 @@ import (
 	"github.com/berth-dev/berth/exporter"
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 )
 
 // BenchmarkScrapeVsNodeExporter runs berth-exporter (system collectors only)
@@ -132,6 +135,43 @@ func BenchmarkSystemCollectors(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		scrapeOnce()
+	}
+	b.StopTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+	cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/scrape")
+}
+
+// BenchmarkHandler measures one whole /metrics answer in-process as
+// berth-exporter serves it: the system collectors through the scrape
+// engine's handler, plus build info, Go and process metrics, text format,
+// gzip. Profile it with -cpuprofile / -memprofile to see where a scrape's
+// CPU and allocations go.
+func BenchmarkHandler(b *testing.B) {
+	static := prometheus.NewRegistry()
+	static.MustRegister(
+		versioncollector.NewCollector("berth_exporter"),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	handler := exporter.NewHandler(exporter.NewScraper(liveCollectors(b), discardLogger()), static, discardLogger())
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", "10")
+	serve := func() {
+		w := httptest.NewRecorder()
+		handler.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+	serve()
+	var before, after syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		serve()
 	}
 	b.StopTimer()
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)

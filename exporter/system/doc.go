@@ -4,7 +4,8 @@
 // unit and help text node_exporter 1.5 gives it, so dashboards and alert rules
 // written for node_exporter work unchanged against Berth.
 //
-// The collectors read the host through libraries, not parsers of their own:
+// The collectors read the host through libraries, not parsers of their own
+// (one exception: the btime line of /proc/stat, see bootTimeCollector):
 //
 //   - gopsutil v4 where it gives node_exporter's values exactly: per-CPU
 //     times (cpu.Times), load average (load.Avg), the mount table and
@@ -15,8 +16,7 @@
 //     gopsutil's meminfo folds SReclaimable into Cached, reports absent keys
 //     as 0 and misses 17 of the 55 keys a Linux 6.18 kernel reports (procfs
 //     misses 3); its net.IOCounters keeps 10 of the 16
-//     /proc/net/dev columns; its host.BootTime switches to now − uptime in
-//     containers. Each collector's comment says which and why.
+//     /proc/net/dev columns. Each collector's comment says which and why.
 //   - uname(2) through golang.org/x/sys/unix for node_uname_info: gopsutil's
 //     host.Info lacks the version and domainname labels and does much extra
 //     work (os-release, virtualization probe, process count).

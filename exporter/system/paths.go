@@ -2,6 +2,8 @@ package system
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -18,6 +20,36 @@ type Paths struct {
 	Sys string
 	// Root is where the host's root filesystem is visible (--path.rootfs).
 	Root string
+}
+
+// validate refuses host paths that do not exist, naming the flag, so that a
+// typo in a container's mount is reported at start rather than as every
+// collector failing on every scrape. The procfs must also look like one:
+// every procfs has a directory for PID 1.
+func (p Paths) validate() error {
+	for _, f := range []struct{ flag, dir, probe string }{
+		{"path.procfs", p.Proc, "1"},
+		{"path.sysfs", p.Sys, ""},
+		{"path.rootfs", p.Root, ""},
+	} {
+		if f.dir == "" {
+			return fmt.Errorf("invalid --%s: must not be empty", f.flag)
+		}
+		info, err := os.Stat(f.dir)
+		if err != nil {
+			return fmt.Errorf("invalid --%s %q: %w", f.flag, f.dir, err)
+		}
+		if !info.IsDir() {
+			return fmt.Errorf("invalid --%s %q: not a directory", f.flag, f.dir)
+		}
+		if f.probe == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(f.dir, f.probe)); err != nil {
+			return fmt.Errorf("invalid --%s %q: not a procfs mount (%w)", f.flag, f.dir, err)
+		}
+	}
+	return nil
 }
 
 // gopsutilEnv returns these paths in the form gopsutil reads them from a

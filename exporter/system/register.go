@@ -3,6 +3,8 @@ package system
 import (
 	"log/slog"
 
+	"github.com/alecthomas/kingpin/v2"
+
 	"github.com/berth-dev/berth/exporter"
 	"github.com/shirou/gopsutil/v4/disk"
 )
@@ -42,6 +44,10 @@ func Register(reg *exporter.Registry) {
 	app.Flag("collector.netstat.fields",
 		"Regexp of fields to return for netstat collector.").
 		Default(defaultNetstatFields).StringVar(&cfg.netstatFields)
+
+	// The host paths are checked as soon as flags are parsed, so that the
+	// error names the flag rather than the first collector to use it.
+	app.Action(func(*kingpin.ParseContext) error { return cfg.paths.validate() })
 
 	for _, name := range collectorNames {
 		reg.Register(name, true, func(logger *slog.Logger) (exporter.Collector, error) {

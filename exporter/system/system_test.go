@@ -218,7 +218,9 @@ func TestFaultIsolation(t *testing.T) {
 		still []string
 	}{
 		{"stat missing", remove("stat"), []string{"boottime", "cpu"}, nil, []string{"node_cpu_", "node_boot_time_seconds"}, nil},
-		{"stat corrupt", corrupt("stat", "cpu0 12 x 3 4\nbtime 17\n"), []string{"boottime", "cpu"}, nil, []string{"node_cpu_seconds_total"}, nil},
+		// boottime reads only the btime line, which is intact here.
+		{"stat corrupt", corrupt("stat", "cpu0 12 x 3 4\nbtime 17\n"), []string{"cpu"}, []string{"boottime"}, []string{"node_cpu_seconds_total"}, []string{"node_boot_time_seconds 17"}},
+		{"stat without btime", corrupt("stat", "cpu  1 2 3 4 5 6 7 8 9 10\ncpu0 1 2 3 4 5 6 7 8 9 10\n"), []string{"boottime"}, nil, []string{"node_boot_time_seconds"}, []string{"node_cpu_seconds_total"}},
 		// gopsutil answers from sysinfo(2) when /proc/loadavg is unreadable:
 		// the load average is not namespaced, so that is the host's too.
 		{"loadavg missing", remove("loadavg"), nil, []string{"loadavg"}, nil, []string{"node_load1 ", "node_load5 ", "node_load15 "}},
@@ -343,6 +345,12 @@ func TestRegister(t *testing.T) {
 		{"--collector.filesystem.mount-timeout=0s", "--collector.filesystem.mount-timeout"},
 		{"--collector.netdev.device-exclude=[", "--collector.netdev.device-exclude"},
 		{"--collector.netstat.fields=*", "--collector.netstat.fields"},
+		{"--path.procfs=testdata/nonexistent", "--path.procfs"},
+		{"--path.procfs=testdata/sys", "--path.procfs"}, // exists, but no procfs
+		{"--path.sysfs=testdata/nonexistent", "--path.sysfs"},
+		{"--path.rootfs=testdata/nonexistent", "--path.rootfs"},
+		{"--path.rootfs=testdata/proc/loadavg", "--path.rootfs"}, // not a directory
+		{"--path.rootfs=", "--path.rootfs"},
 	} {
 		if _, err := parse(tt.arg); err == nil || !strings.Contains(err.Error(), tt.flag) {
 			t.Errorf("%s: got error %v, want one naming %s", tt.arg, err, tt.flag)
@@ -351,3 +359,24 @@ func TestRegister(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestParseBootTime(t *testing.T) {
+	for _, tt := range []struct {
+		stat string
+		want uint64
+		err  bool
+	}{
+		{"cpu  1 2 3\nintr 5 0 1\nctxt 9\nbtime 1795731459\nprocesses 7\n", 1795731459, false},
+		{"btime 17", 17, false}, // last line without newline
+		{"cpu  1 2 3\nctxt 9\n", 0, true},
+		{"btime soon\n", 0, true},
+		{"btime 0\n", 0, true},
+		{"xbtime 5\n", 0, true},
+		{"", 0, true},
+	} {
+		got, err := parseBootTime([]byte(tt.stat))
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("parseBootTime(%q) = %d, %v; want %d, error %v", tt.stat, got, err, tt.want, tt.err)
+		}
+	}
+}
