@@ -1,18 +1,10 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,7 +28,7 @@ func TestIntegrationWebConfig(t *testing.T) {
 	bin := testenv.Binary(t, "berth-placement")
 	dir := t.TempDir()
 	addr := testenv.FreePort(t)
-	certFile, keyFile, pool := selfSignedCert(t, dir)
+	certFile, keyFile, pool := testenv.SelfSignedCert(t, dir)
 	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret-pass"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -129,43 +121,6 @@ func TestIntegrationWebConfig(t *testing.T) {
 	if out := proc.Output(); strings.Contains(out, "api-token-1") || strings.Contains(out, "s3cret-pass") {
 		t.Error("the log shows a credential")
 	}
-}
-
-// selfSignedCert writes a certificate for 127.0.0.1 and its key, and
-// returns their paths and a pool trusting the certificate.
-func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "berth-placement test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	certFile = writeTestFile(t, dir, "cert.pem", string(certPEM))
-	keyFile = writeTestFile(t, dir, "key.pem", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})))
-	pool = x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(certPEM) {
-		t.Fatal("appending the test certificate")
-	}
-	return certFile, keyFile, pool
 }
 
 func writeTestFile(t *testing.T, dir, name, content string) string {
