@@ -89,6 +89,8 @@ func run(args []string) int {
 				{Address: *metricsPath, Text: "Metrics"},
 				{Address: healthPath, Text: "Health"},
 			},
+			// No /debug/pprof handlers are served: do not link to them.
+			Profiling: "false",
 		})
 		if err != nil {
 			logger.Error("building landing page", "err", err)
