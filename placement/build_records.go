@@ -32,8 +32,8 @@ type PendingBuild struct {
 // BuildRecords keeps the expected duration of open build reservations and
 // the finished builds of each application (the keys of build history). It
 // lives beside the reservations in the data directory (builds.json,
-// rewritten whole and renamed into place on every change, as
-// reservations.json is) or only in memory when dir is empty.
+// rewritten whole and renamed into place on every change: builds are few
+// compared with placements) or only in memory when dir is empty.
 type BuildRecords struct {
 	dir string
 
