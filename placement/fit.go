@@ -99,7 +99,7 @@ func (p *Policy) FreshnessOf(s *ServerState) Freshness {
 	switch {
 	case s.LastSeen.IsZero() || s.Age > p.Freshness.Stale:
 		return Missing
-	case s.Age > p.Freshness.Fresh:
+	case s.Age > p.Freshness.Fresh, s.Silent:
 		return Stale
 	}
 	for _, m := range s.Missing {

@@ -166,6 +166,16 @@ func TestFitServer(t *testing.T) {
 			name: "exactly fresh", s: server("a", func(s *ServerState) { s.Age = time.Minute }), req: small,
 		},
 		{
+			// Its last scrape failed seconds ago: the age still looks fresh,
+			// the signals are gone.
+			name: "just went silent is stale, not missing",
+			s: server("a", func(s *ServerState) {
+				s.Age, s.Silent = 5*time.Second, true
+				s.Missing = []string{"server:node_cpus:count", "server:node_memory_total:bytes"}
+			}),
+			req: small, want: []Reason{ReasonMetricsStale},
+		},
+		{
 			name: "too old is missing", s: server("a", func(s *ServerState) { s.Age = 16 * time.Minute }),
 			req: small, want: []Reason{ReasonMetricsMissing},
 		},

@@ -50,6 +50,11 @@ type ServerState struct {
 
 	// Missing names the signals (recording rules) that had no value.
 	Missing []string
+
+	// Silent is set when the server was seen within the last hour but did
+	// not answer its latest scrape: its identity rule stopped although its
+	// age may still look fresh. Its data is gone, so it counts as stale.
+	Silent bool
 }
 
 // CPUState is CPU capacity and load.

@@ -394,6 +394,14 @@ func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 			if st.Role != "app" || st.Organization != "acme" {
 				t.Errorf("%s: stale server lost its identity: %+v", s.Mode(), st)
 			}
+			// Seconds after it went silent its age is still within the
+			// default freshness window, yet it already reads stale.
+			if def := placement.DefaultPolicy(); !st.Silent || (st.Age < def.Freshness.Fresh && def.FreshnessOf(st) != placement.Stale) {
+				t.Errorf("%s: silent server (age %v): Silent %v, freshness %s; want silent and stale", s.Mode(), st.Age, st.Silent, def.FreshnessOf(st))
+			}
+			if app1 := snap.Servers["app-1"]; app1 == nil || app1.Silent {
+				t.Errorf("%s: answering server marked silent: %+v", s.Mode(), app1)
+			}
 			staleReason(t, ctx, s.Mode(), s.Snapshots)
 		}
 	})

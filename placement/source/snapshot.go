@@ -27,6 +27,10 @@ const (
 	lastSeenRule  = "server:berth_last_seen_timestamp_seconds:max"
 	lastSeenQuery = `last_over_time(` + lastSeenRule + `[1h])`
 	infoRule      = "server:berth_server_info:last"
+	// answeringRule exists only while the server answers its scrapes (its
+	// rule has no input once berth_server_info is stale), so its absence
+	// next to a recent last-seen time marks a server that just went silent.
+	answeringRule = "server:berth_sample_age_seconds:max"
 )
 
 // QueriesPerSnapshot is how many PromQL round trips one snapshot costs,
@@ -83,7 +87,7 @@ const (
 // rulesQuery is {__name__=~"name1|name2|…"} over every rule in the tables
 // above; Prometheus turns an alternation of literals into a set lookup.
 var rulesQuery = func() string {
-	names := []string{infoRule, orgApplicationsRule, serverApplicationsRule}
+	names := []string{infoRule, answeringRule, orgApplicationsRule, serverApplicationsRule}
 	for name := range serverSignals {
 		names = append(names, name)
 	}
@@ -308,6 +312,7 @@ func assemble(taken time.Time, rulesVec, seenVec model.Vector) *placement.Snapsh
 		Organizations: map[string]*placement.OrganizationUsage{},
 	}
 	seen := map[*placement.ServerState]uint64{} // bitmask of signalBit
+	answering := map[string]bool{}
 	server := func(m model.Metric) *placement.ServerState {
 		name := string(m["server"])
 		st, ok := snap.Servers[name]
@@ -329,6 +334,10 @@ func assemble(taken time.Time, rulesVec, seenVec model.Vector) *placement.Snapsh
 		name := string(sample.Metric[model.MetricNameLabel])
 		v := float64(sample.Value)
 		if math.IsNaN(v) {
+			continue
+		}
+		if name == answeringRule {
+			answering[string(sample.Metric["server"])] = true
 			continue
 		}
 		if set, ok := serverSignals[name]; ok || name == infoRule || name == serverApplicationsRule {
@@ -384,6 +393,7 @@ func assemble(taken time.Time, rulesVec, seenVec model.Vector) *placement.Snapsh
 	for _, st := range snap.Servers {
 		if !st.LastSeen.IsZero() {
 			st.Age = max(0, taken.Sub(st.LastSeen))
+			st.Silent = !answering[st.Name]
 		}
 		if seen[st] == all {
 			continue

@@ -34,7 +34,7 @@ func TestAssemble(t *testing.T) {
 	}
 	full := id("a", "app", "acme")
 	var rulesVec model.Vector
-	rulesVec = append(rulesVec, rule(infoRule, 1, full))
+	rulesVec = append(rulesVec, rule(infoRule, 1, full), rule(answeringRule, 2, full))
 	for name := range serverSignals {
 		rulesVec = append(rulesVec, rule(name, 2, full))
 	}
@@ -70,6 +70,12 @@ func TestAssemble(t *testing.T) {
 	}
 	if len(a.Missing) != 0 {
 		t.Errorf("server a missing %v", a.Missing)
+	}
+	if a.Silent {
+		t.Error("server a answers (its sample-age rule is there) but is marked silent")
+	}
+	if b := snap.Servers["b"]; b == nil || !b.Silent {
+		t.Errorf("server b stopped answering (last seen, no sample-age rule) but is not marked silent: %+v", b)
 	}
 	if a.CPU.Cores != 8 || a.Memory.TotalBytes != 2 || a.Containers.Running != 2 {
 		t.Errorf("server a values: %+v", a)
