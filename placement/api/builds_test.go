@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -55,38 +54,6 @@ func checkSchema(t *testing.T, method, docPath string, status int, body []byte) 
 	}
 	for _, err := range validate(t, doc, schema, v, "$") {
 		t.Errorf("%s %s: %s", method, docPath, err)
-	}
-}
-
-func TestBuildSchemasMatchTypes(t *testing.T) {
-	schemas := openAPIDoc(t)["components"].(map[string]any)["schemas"].(map[string]any)
-	for name, typ := range map[string]reflect.Type{
-		"BuildLoad":              reflect.TypeFor[placement.BuildLoad](),
-		"BuildServerList":        reflect.TypeFor[BuildServerList](),
-		"BuildEstimateRequest":   reflect.TypeFor[BuildEstimateBody](),
-		"BuildEstimate":          reflect.TypeFor[placement.BuildEstimate](),
-		"EstimateAdjustment":     reflect.TypeFor[placement.EstimateAdjustment](),
-		"BuildPlacementRequest":  reflect.TypeFor[BuildPlacementRequest](),
-		"BuildPlacementResponse": reflect.TypeFor[BuildPlacementResponse](),
-		"BuildWait":              reflect.TypeFor[placement.BuildWait](),
-		"BuildStartRequest":      reflect.TypeFor[BuildStartRequest](),
-		"BuildFinishResponse":    reflect.TypeFor[BuildFinishResponse](),
-	} {
-		s, ok := schemas[name].(map[string]any)
-		if !ok {
-			t.Errorf("schema %s missing", name)
-			continue
-		}
-		var props []string
-		for p := range s["properties"].(map[string]any) {
-			props = append(props, p)
-		}
-		slices.Sort(props)
-		fields := jsonFields(typ)
-		slices.Sort(fields)
-		if !slices.Equal(props, fields) {
-			t.Errorf("schema %s has properties %v, Go type %s encodes %v", name, props, typ, fields)
-		}
 	}
 }
 

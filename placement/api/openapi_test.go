@@ -133,6 +133,31 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Rejected":          reflect.TypeFor[placement.Rejected](),
 		"Reservation":       reflect.TypeFor[placement.Reservation](),
 		"ReservationList":   reflect.TypeFor[ReservationList](),
+		// builds
+		"BuildLoad":              reflect.TypeFor[placement.BuildLoad](),
+		"BuildServerList":        reflect.TypeFor[BuildServerList](),
+		"BuildEstimateRequest":   reflect.TypeFor[BuildEstimateBody](),
+		"BuildEstimate":          reflect.TypeFor[placement.BuildEstimate](),
+		"EstimateAdjustment":     reflect.TypeFor[placement.EstimateAdjustment](),
+		"BuildPlacementRequest":  reflect.TypeFor[BuildPlacementRequest](),
+		"BuildPlacementResponse": reflect.TypeFor[BuildPlacementResponse](),
+		"BuildWait":              reflect.TypeFor[placement.BuildWait](),
+		"BuildStartRequest":      reflect.TypeFor[BuildStartRequest](),
+		"BuildFinishResponse":    reflect.TypeFor[BuildFinishResponse](),
+		// organizations
+		"OrganizationList":       reflect.TypeFor[OrganizationList](),
+		"QuotaStatus":            reflect.TypeFor[placement.QuotaStatus](),
+		"QuotaUsage":             reflect.TypeFor[placement.QuotaUsage](),
+		"QuotaLimits":            reflect.TypeFor[placement.QuotaLimitValues](),
+		"QuotaViolation":         reflect.TypeFor[placement.QuotaViolation](),
+		"QuotaBreakdown":         reflect.TypeFor[placement.QuotaBreakdown](),
+		"QuotaContainers":        reflect.TypeFor[placement.QuotaContainers](),
+		"QuotaReserved":          reflect.TypeFor[placement.QuotaReserved](),
+		"QuotaDisk":              reflect.TypeFor[placement.QuotaDisk](),
+		"DeploymentCheckRequest": reflect.TypeFor[DeploymentCheckRequest](),
+		"QuotaCheck":             reflect.TypeFor[placement.QuotaCheck](),
+		"QuotaExceeded":          reflect.TypeFor[placement.QuotaExceeded](),
+		"ExcessServers":          reflect.TypeFor[placement.ExcessServers](),
 	}
 	for name, typ := range types {
 		s, ok := schemas[name].(map[string]any)

@@ -13,7 +13,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -206,42 +205,12 @@ func TestOrganizationsBadInput(t *testing.T) {
 	}
 }
 
-// TestOrganizationsOpenAPI: the documented schemas have exactly the Go
-// types' fields, and real answers validate against them.
+// TestOrganizationsOpenAPI: every quota resource is documented, and real
+// answers validate against the schemas (whose fields TestOpenAPISchemasMatchTypes
+// checks against the Go types).
 func TestOrganizationsOpenAPI(t *testing.T) {
 	doc := openAPIDoc(t)
 	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
-	for name, typ := range map[string]reflect.Type{
-		"OrganizationList":       reflect.TypeFor[OrganizationList](),
-		"QuotaStatus":            reflect.TypeFor[placement.QuotaStatus](),
-		"QuotaUsage":             reflect.TypeFor[placement.QuotaUsage](),
-		"QuotaLimits":            reflect.TypeFor[placement.QuotaLimitValues](),
-		"QuotaViolation":         reflect.TypeFor[placement.QuotaViolation](),
-		"QuotaBreakdown":         reflect.TypeFor[placement.QuotaBreakdown](),
-		"QuotaContainers":        reflect.TypeFor[placement.QuotaContainers](),
-		"QuotaReserved":          reflect.TypeFor[placement.QuotaReserved](),
-		"QuotaDisk":              reflect.TypeFor[placement.QuotaDisk](),
-		"DeploymentCheckRequest": reflect.TypeFor[DeploymentCheckRequest](),
-		"QuotaCheck":             reflect.TypeFor[placement.QuotaCheck](),
-		"QuotaExceeded":          reflect.TypeFor[placement.QuotaExceeded](),
-		"ExcessServers":          reflect.TypeFor[placement.ExcessServers](),
-	} {
-		s, ok := schemas[name].(map[string]any)
-		if !ok {
-			t.Errorf("schema %s missing", name)
-			continue
-		}
-		var props []string
-		for p := range s["properties"].(map[string]any) {
-			props = append(props, p)
-		}
-		slices.Sort(props)
-		fields := jsonFields(typ)
-		slices.Sort(fields)
-		if !slices.Equal(props, fields) {
-			t.Errorf("schema %s has properties %v, Go type %s encodes %v", name, props, typ, fields)
-		}
-	}
 	var resources []string
 	for _, r := range schemas["QuotaResource"].(map[string]any)["enum"].([]any) {
 		resources = append(resources, r.(string))
