@@ -4,7 +4,7 @@
 # the tests then skip loudly (or fail, under BERTH_REQUIRE_INTEGRATION=1).
 set -eu
 
-packages="prometheus prometheus-alertmanager prometheus-node-exporter podman runc busybox-static"
+packages="prometheus prometheus-alertmanager prometheus-node-exporter podman runc busybox-static curl"
 missing=""
 for p in $packages; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
