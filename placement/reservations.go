@@ -154,7 +154,6 @@ type ReservationStore struct {
 	mu      sync.RWMutex
 	records map[string]*record
 	byKey   map[string]string    // idempotency key → id
-	answers map[string]*Decision // id → full first answer, for replay (memory only)
 	order   []*record            // records by (CreatedAt, ID): oldest first
 	journal *journal             // guarded by mu
 	gen     uint64               // generation of the snapshot on disk (guarded by mu)
@@ -187,7 +186,6 @@ func OpenReservationStore(dir string, now func() time.Time) (*ReservationStore, 
 		lock:    lock,
 		records: map[string]*record{},
 		byKey:   map[string]string{},
-		answers: map[string]*Decision{},
 
 		compactMin: 1000,
 	}
@@ -200,26 +198,33 @@ func OpenReservationStore(dir string, now func() time.Time) (*ReservationStore, 
 
 // SyncEvery switches from an fsync per change to one fsync of all changes
 // made in the last interval (see ReservationStore). Call it once, right
-// after opening; 0 keeps an fsync per change.
-func (s *ReservationStore) SyncEvery(interval time.Duration) {
+// after opening; 0 keeps an fsync per change. onError (may be nil) hears of
+// every background sync that failed, so the operator can see it: the
+// changes stay written but not yet durable, and the next tick retries.
+func (s *ReservationStore) SyncEvery(interval time.Duration, onError func(error)) {
 	if interval <= 0 || s.stopSync != nil {
 		return
+	}
+	if onError == nil {
+		onError = func(error) {}
 	}
 	s.mu.Lock()
 	s.syncEvery = interval
 	s.mu.Unlock()
 	s.stopSync, s.syncDone = make(chan struct{}), make(chan struct{})
-	go s.syncLoop(interval)
+	go s.syncLoop(interval, onError)
 }
 
-func (s *ReservationStore) syncLoop(interval time.Duration) {
+func (s *ReservationStore) syncLoop(interval time.Duration, onError func(error)) {
 	defer close(s.syncDone)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			_ = s.syncIfDirty()
+			if err := s.syncIfDirty(); err != nil {
+				onError(err)
+			}
 		case <-s.stopSync:
 			return
 		}
@@ -236,7 +241,11 @@ func (s *ReservationStore) syncIfDirty() error {
 		return nil
 	}
 	if err := s.journal.sync(); err != nil {
-		return err
+		// A failed fsync may have dropped the dirty pages, so a retry that
+		// succeeds proves nothing: rewrite everything durably instead.
+		if cerr := s.compact(); cerr != nil {
+			return errors.Join(err, cerr)
+		}
 	}
 	s.dirty = false
 	return nil
@@ -344,6 +353,10 @@ func (s *ReservationStore) load() error {
 // acknowledged: appended to the journal, or, once the journal is long (or
 // unusable after a failed write), by compacting. Callers hold mu.
 func (s *ReservationStore) persist(e journalEntry) error {
+	if s.lock == nil {
+		// Closed: the directory may belong to another process by now.
+		return errors.New("reservations: store is closed")
+	}
 	if s.journal.f == nil || s.journal.lines >= s.compactMin+4*len(s.records) {
 		return s.compact()
 	}
@@ -431,7 +444,6 @@ func (s *ReservationStore) unindex(id string) {
 		delete(s.byKey, r.IdempotencyKey)
 	}
 	delete(s.records, id)
-	delete(s.answers, id)
 }
 
 // List returns the open reservations, oldest first.
@@ -539,7 +551,6 @@ func (s *ReservationStore) change(id string, fn func(r *record, now time.Time) (
 	}
 	before := *r
 	before.Reservation = copyReservation(r.Reservation)
-	answer := s.answers[id]
 	remove, err := fn(r, now)
 	if err != nil {
 		*r = before
@@ -553,9 +564,6 @@ func (s *ReservationStore) change(id string, fn func(r *record, now time.Time) (
 	if err := s.persist(e); err != nil {
 		*r = before
 		s.add(r)
-		if answer != nil {
-			s.answers[id] = answer
-		}
 		return Reservation{}, err
 	}
 	return copyReservation(r.Reservation), nil
@@ -630,14 +638,13 @@ func (tx *ReservationTx) Lookup(key string) (res Reservation, answer *Decision, 
 		return Reservation{}, nil, "", false
 	}
 	r := tx.s.records[id]
-	answer = tx.s.answers[id]
-	if answer == nil {
-		// After a restart only the reservation survives: rebuild the
-		// essential answer from it.
-		answer = &Decision{
-			Kind: r.Kind, Strategy: r.Strategy, Chosen: r.Server, Score: r.Score,
-			Ranking: []Ranked{}, Rejected: []Rejected{}, Summary: r.Summary,
-		}
+	// The essential answer is rebuilt from the record, the same before and
+	// after a restart. Keeping the full first answer (ranking and every
+	// rejection, fleet-sized) per keyed reservation would cost memory in
+	// proportion to fleet size × reservations in flight.
+	answer = &Decision{
+		Kind: r.Kind, Strategy: r.Strategy, Chosen: r.Server, Score: r.Score,
+		Ranking: []Ranked{}, Rejected: []Rejected{}, Summary: r.Summary,
 	}
 	return copyReservation(r.Reservation), answer, r.Fingerprint, true
 }
@@ -669,10 +676,6 @@ func (tx *ReservationTx) Insert(r Reservation, fingerprint string, answer *Decis
 	rec := &record{Reservation: copyReservation(r), Fingerprint: fingerprint}
 	if answer != nil {
 		rec.Strategy, rec.Summary = answer.Strategy, answer.Summary
-		if r.IdempotencyKey != "" {
-			// Only a retry can ask for the full answer again.
-			tx.s.answers[id] = answer
-		}
 	}
 	tx.s.add(rec)
 	tx.inserted = append(tx.inserted, id)

@@ -16,7 +16,7 @@ func BenchmarkReservationChange(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	s.SyncEvery(time.Second)
+	s.SyncEvery(time.Second, nil)
 	d := &Decision{Kind: KindDeployment, Strategy: "spread", Chosen: "sim-0001", Summary: "chosen sim-0001: most free"}
 	insert := func(key string) Reservation {
 		var out Reservation

@@ -398,7 +398,7 @@ func TestReservationsGroupSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SyncEvery(time.Hour) // only Close syncs within this test
+	s.SyncEvery(time.Hour, nil) // only Close syncs within this test
 	a := insert(t, s, Reservation{Kind: KindDeployment, Server: "a", State: StateActive, Resources: Resources{CPU: 1}})
 
 	// What a process killed right now would leave: the files already hold it.

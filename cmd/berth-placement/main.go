@@ -189,8 +189,16 @@ func run(args []string) int {
 	if err != nil {
 		return fail("opening the reservation store", err)
 	}
-	defer store.Close()
-	store.SyncEvery(*resSync)
+	defer func() {
+		// Close carries the last fsync's result: a failure means recent
+		// reservations may not survive a power loss.
+		if err := store.Close(); err != nil {
+			logger.Error("closing the reservation store", "err", err)
+		}
+	}()
+	store.SyncEvery(*resSync, func(err error) {
+		logger.Error("syncing reservations to disk failed; they are written but not yet durable", "err", err)
+	})
 	// Organization quotas: the admission runs inside the placer's
 	// decide-and-reserve critical section, so concurrent placements cannot
 	// overshoot a quota; usage and limits go to /metrics for the alert.

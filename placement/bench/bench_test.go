@@ -186,7 +186,7 @@ func newBerth(b *testing.B, st *stack, ttl time.Duration, reserve bool) *berth {
 	}
 	// As berth-placement runs by default (--storage.reservations.sync-interval=1s):
 	// written before each answer, fsynced once a second.
-	store.SyncEvery(time.Second)
+	store.SyncEvery(time.Second, nil)
 	b.Cleanup(func() { _ = store.Close() })
 	policies := placement.NewStaticPolicyStore(placement.DefaultPolicy())
 	return &berth{snaps: snaps, placer: placement.NewPlacer(policies, store, placement.QuotaAdmission()), reserve: reserve}
