@@ -153,10 +153,10 @@ type ReservationStore struct {
 
 	mu      sync.RWMutex
 	records map[string]*record
-	byKey   map[string]string    // idempotency key → id
-	order   []*record            // records by (CreatedAt, ID): oldest first
-	journal *journal             // guarded by mu
-	gen     uint64               // generation of the snapshot on disk (guarded by mu)
+	byKey   map[string]string // idempotency key → id
+	order   []*record         // records by (CreatedAt, ID): oldest first
+	journal *journal          // guarded by mu
+	gen     uint64            // generation of the snapshot on disk (guarded by mu)
 
 	// compactMin is the journal length, beyond 4 lines per open
 	// reservation, that triggers compaction (tests lower it).
