@@ -47,6 +47,16 @@ func (r *Registry) Register(name string, enabledByDefault bool, factory Factory)
 	r.entries[name] = &entry{factory: factory, enabled: enabled}
 }
 
+// Always adds a collector that cannot be switched off (no flag): one the
+// rest of Berth cannot work without, such as the server's identity.
+func (r *Registry) Always(name string, factory Factory) {
+	if _, dup := r.entries[name]; dup {
+		panic(fmt.Sprintf("collector %q registered twice", name))
+	}
+	enabled := true
+	r.entries[name] = &entry{factory: factory, enabled: &enabled}
+}
+
 // Build creates every enabled collector. Call it after flags are parsed.
 func (r *Registry) Build(logger *slog.Logger) (map[string]Collector, error) {
 	names := make([]string, 0, len(r.entries))

@@ -141,10 +141,10 @@ func (s *Scraper) collect(ctx context.Context, ch chan<- prometheus.Metric) {
 		}(name, s.collectors[name])
 	}
 
-	pending := map[string]time.Time{}
+	pending := make(map[string]bool, len(s.names))
 	start := time.Now()
 	for _, name := range s.names {
-		pending[name] = start
+		pending[name] = true
 	}
 	for len(pending) > 0 {
 		select {

@@ -149,9 +149,7 @@ func TestParseProcCgroup(t *testing.T) {
 }
 
 func TestParseNetDev(t *testing.T) {
-	f := newKeptFile(netDevPath("testdata/cgroupv2/proc", 4242))
-	defer f.close()
-	got, err := readNetDev(newFileReader(), &f)
+	got, err := readNetDev(newFileReader(), netDevPath("testdata/cgroupv2/proc", 4242))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,5 +221,25 @@ func TestKeptFile(t *testing.T) {
 		if !f.open {
 			t.Fatal("file not held open after a read")
 		}
+	}
+}
+
+// TestReadNetDevPastOnePage: /proc files that are generated line by line
+// answer short reads before their end, so net/dev is read until EOF. A
+// real procfs file bigger than a page must come back whole.
+func TestReadNetDevPastOnePage(t *testing.T) {
+	path := "/proc/self/smaps" // line by line, like net/dev, and larger than a page
+	want, err := os.ReadFile(path)
+	if err != nil || len(want) <= 4096 {
+		t.Skipf("%s is not larger than a page here (%d bytes, %v)", path, len(want), err)
+	}
+	got, err := newFileReader().read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The mappings of this process may change between the two reads by a line
+	// or two (allocations), never by half.
+	if len(got) < len(want)/2 || len(got) <= 4096 {
+		t.Errorf("read %d bytes of %s, os.ReadFile %d", len(got), path, len(want))
 	}
 }

@@ -75,7 +75,6 @@ type containerState struct {
 	pid     int
 	loc     cgroupLocation
 	files   *cgroupFiles // nil until located, and after a failed read
-	netDev  keptFile
 	spec    cgroupSpec
 	specGen uint64
 	specAt  time.Time
@@ -93,7 +92,6 @@ func (s *containerState) release() {
 		s.files.close()
 		s.files = nil
 	}
-	s.netDev.close()
 	s.pid = 0
 }
 
@@ -346,7 +344,7 @@ func (c *Collector) read(containers []Container) (readings []reading, vanished i
 				if rd.HostNetwork {
 					continue // host interfaces: node_network_* already counts them
 				}
-				if rd.ifaces, err = readNetDev(r, &st.netDev); err != nil {
+				if rd.ifaces, err = readNetDev(r, netDevPath(c.procfs, rd.Pid)); err != nil {
 					c.logger.Debug("reading container network", "container", rd.Name, "id", shortID(rd.ID), "err", err)
 				}
 			}
@@ -451,7 +449,6 @@ func (c *Collector) readContainer(r *fileReader, st *containerState, rd *reading
 			return err
 		}
 		st.pid, st.loc, st.files = rd.Pid, loc, newCgroupFiles(loc)
-		st.netDev = newKeptFile(netDevPath(c.procfs, rd.Pid))
 		st.specAt = time.Time{}
 	}
 	stats, err := readCgroup(r, st.files)

@@ -21,14 +21,17 @@ func netDevPath(procfs string, pid int) string {
 
 // readNetDev reads procfs/<pid>/net/dev, which shows the interfaces of the
 // process's network namespace, that is the container's. Loopback is skipped:
-// it is traffic inside the container. The file stays open (and with it the
-// namespace) until the collector sees the container stop.
-func readNetDev(r *fileReader, f *keptFile) ([]interfaceStats, error) {
-	data, err := r.readKept(f)
+// it is traffic inside the container. The file is opened for each read and
+// read to its end: unlike a cgroup file it comes one line at a time, so a
+// short read does not mean the end (a proxy on many networks has more than
+// one page of interfaces), and keeping it open would keep a stopped
+// container's namespace alive.
+func readNetDev(r *fileReader, path string) ([]interfaceStats, error) {
+	data, err := r.read(path)
 	if err != nil {
 		return nil, err
 	}
-	return parseNetDev(data, f.path)
+	return parseNetDev(data, path)
 }
 
 func parseNetDev(data []byte, path string) ([]interfaceStats, error) {

@@ -125,7 +125,7 @@ func Register(reg *exporter.Registry) {
 		Default("").StringVar(&cfg.Organization)
 	app.Flag("server.disk-usage-threshold", "Disk usage ratio (0 < x <= 1) above which this server counts as full; published as berth_server_disk_usage_threshold_ratio.").
 		Default(fmt.Sprint(DefaultDiskUsageThreshold)).SetValue((*ratioValue)(&cfg.DiskUsageThreshold))
-	reg.Register("identity", true, func(*slog.Logger) (exporter.Collector, error) {
+	reg.Always("identity", func(*slog.Logger) (exporter.Collector, error) {
 		return New(*cfg)
 	})
 }
