@@ -57,6 +57,14 @@ func (r *Request) Validate(p *Policy) error {
 			return &FieldError{Field: fmt.Sprintf("candidates[%d]", i), Err: fmt.Errorf("must not be empty")}
 		}
 	}
+	// These are stored with a reservation and listed back: bound them.
+	for _, f := range []struct{ field, value string }{
+		{"organization", r.Organization}, {"application_id", r.ApplicationID}, {"idempotency_key", r.IdempotencyKey},
+	} {
+		if err := ValidateIdentifier(f.value); err != nil {
+			return &FieldError{Field: f.field, Err: err}
+		}
+	}
 	return nil
 }
 

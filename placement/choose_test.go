@@ -3,6 +3,7 @@ package placement
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -239,6 +240,9 @@ func TestRequestValidate(t *testing.T) {
 		{Request{Kind: KindDeployment, TTL: 25 * time.Hour}, "ttl"},
 		{Request{Kind: KindDeployment, Candidates: []string{"a", ""}}, "candidates[1]"},
 		{Request{Kind: KindDeployment, Requirements: Resources{Memory: -1}}, "requirements"},
+		{Request{Kind: KindDeployment, Organization: "acme corp"}, "organization"},
+		{Request{Kind: KindDeployment, ApplicationID: "app\n1"}, "application_id"},
+		{Request{Kind: KindDeployment, IdempotencyKey: strings.Repeat("k", 10000)}, "idempotency_key"},
 	} {
 		err := tc.req.Validate(p)
 		fe, ok := err.(*FieldError)

@@ -98,8 +98,8 @@ func (pl *Placer) Place(snap *Snapshot, req Request) (*Decision, error) {
 
 // PlaceWith decides with d and, when req.Reserve is set and a server was
 // chosen, reserves req.Requirements on it, atomically. A request with an
-// idempotency key that reserved before gets that first answer again
-// (Replayed set, the reservation as it is now); the same key with a
+// idempotency key that reserved before gets that first answer's server,
+// score and summary again (Replayed set, the reservation as it is now); the same key with a
 // different request is ErrIdempotencyConflict. Without a reservation the
 // key only seeds the tie-break, so a retry over the same snapshot gets the
 // same server.

@@ -207,9 +207,6 @@ func (b *builds) createBuildPlacement(c echo.Context) error {
 		return err
 	}
 	p := b.api.opts.Policy.Policy()
-	if err := placement.ValidateIdentifier(body.IdempotencyKey); err != nil {
-		return invalidArgument("idempotency_key", "idempotency_key: %s", err.Error())
-	}
 	var ttl time.Duration
 	if body.TTL != nil {
 		if !body.Reserve {
