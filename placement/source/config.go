@@ -96,10 +96,8 @@ func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Source, 
 
 // httpClientConfig builds the remote's HTTP options from the file or flags.
 func (cfg Config) httpClientConfig() (config_util.HTTPClientConfig, error) {
-	flagsSet := cfg.BearerTokenFile != "" || cfg.BasicAuthUsername != "" || cfg.BasicAuthPasswordFile != "" ||
-		cfg.TLSCAFile != "" || cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" || cfg.TLSServerName != "" || cfg.TLSInsecureSkipVerify
 	if cfg.HTTPConfigFile != "" {
-		if flagsSet {
+		if cfg.remoteFlagsSet() {
 			return config_util.HTTPClientConfig{}, errors.New("prometheus.http-config.file: cannot be combined with the --prometheus.bearer-token-file, basic-auth or tls flags")
 		}
 		return LoadHTTPConfig(cfg.HTTPConfigFile)
@@ -124,8 +122,14 @@ func (cfg Config) httpClientConfig() (config_util.HTTPClientConfig, error) {
 	return c, nil
 }
 
+// remoteFlagsSet reports whether any remote auth or TLS flag is set.
+func (cfg Config) remoteFlagsSet() bool {
+	return cfg.BearerTokenFile != "" || cfg.BasicAuthUsername != "" || cfg.BasicAuthPasswordFile != "" ||
+		cfg.TLSCAFile != "" || cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" || cfg.TLSServerName != "" || cfg.TLSInsecureSkipVerify
+}
+
 func (cfg Config) checkNoRemoteOptions() error {
-	if cfg.HTTPConfigFile != "" || cfg.BearerTokenFile != "" || cfg.BasicAuthUsername != "" || cfg.TLSCAFile != "" {
+	if cfg.HTTPConfigFile != "" || cfg.remoteFlagsSet() {
 		return errors.New("prometheus.url: required when remote connection options (auth, TLS, http config) are given")
 	}
 	return nil
@@ -138,9 +142,6 @@ func (s *Source) Mode() string {
 	}
 	return "remote"
 }
-
-// Embedded is the in-process Prometheus, nil in remote mode.
-func (s *Source) Embedded() *Embedded { return s.embedded }
 
 // Ready reports whether the source answers a query (for /-/ready).
 func (s *Source) Ready(ctx context.Context) error {

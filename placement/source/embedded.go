@@ -230,6 +230,15 @@ func (e *Embedded) loadConfig() (*config.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scrape config %s: %w", e.cfg.ConfigFile, err)
 	}
+	// The embedded Prometheus scrapes, records and evaluates; it does not
+	// send alerts by this file or write or read remotely. Refuse such
+	// sections rather than ignore them.
+	switch {
+	case len(c.AlertingConfig.AlertmanagerConfigs) > 0:
+		return nil, fmt.Errorf("scrape config %s: alerting.alertmanagers is not supported; use --alertmanager.url", e.cfg.ConfigFile)
+	case len(c.RemoteWriteConfigs) > 0, len(c.RemoteReadConfigs) > 0:
+		return nil, fmt.Errorf("scrape config %s: remote_write and remote_read are not supported in embedded mode; use --prometheus.url with a Prometheus that has them", e.cfg.ConfigFile)
+	}
 	return c, nil
 }
 

@@ -219,8 +219,8 @@ func classify(err error) *apiError {
 	return &apiError{typ: "execution", err: err, status: http.StatusUnprocessableEntity}
 }
 
-// timeRange reads optional start/end (default: the last six hours, like
-// Prometheus's metadata endpoints when unbounded would be too costly).
+// timeRange reads optional start/end (default: all data up to now, as
+// Prometheus's metadata endpoints do).
 func timeRange(r *http.Request) (int64, int64, *apiError) {
 	start, end := time.Unix(0, 0), time.Now()
 	if v := r.FormValue("start"); v != "" {
@@ -261,6 +261,11 @@ func (a *promAPI) series(r *http.Request) (any, annotations.Annotations, *apiErr
 	if apiErr != nil {
 		return nil, nil, apiErr
 	}
+	ctx, cancel, apiErr := a.context(r)
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	defer cancel()
 	q, err := a.e.db.Querier(mint, maxt)
 	if err != nil {
 		return nil, nil, &apiError{typ: "internal", err: err, status: http.StatusInternalServerError}
@@ -271,7 +276,7 @@ func (a *promAPI) series(r *http.Request) (any, annotations.Annotations, *apiErr
 	var annos annotations.Annotations
 	hints := &storage.SelectHints{Start: mint, End: maxt, Func: "series"}
 	for _, ms := range sets {
-		set := q.Select(r.Context(), false, hints, ms...)
+		set := q.Select(ctx, false, hints, ms...)
 		for set.Next() {
 			ls := set.At().Labels()
 			if h := ls.Hash(); !seen[h] {
@@ -316,6 +321,11 @@ func (a *promAPI) labels(r *http.Request, get func(context.Context, storage.Quer
 	if apiErr != nil {
 		return nil, nil, apiErr
 	}
+	ctx, cancel, apiErr := a.context(r)
+	if apiErr != nil {
+		return nil, nil, apiErr
+	}
+	defer cancel()
 	q, err := a.e.db.Querier(mint, maxt)
 	if err != nil {
 		return nil, nil, &apiError{typ: "internal", err: err, status: http.StatusInternalServerError}
@@ -325,7 +335,7 @@ func (a *promAPI) labels(r *http.Request, get func(context.Context, storage.Quer
 	out := []string{}
 	var annos annotations.Annotations
 	for _, ms := range sets {
-		values, w, err := get(r.Context(), q, ms...)
+		values, w, err := get(ctx, q, ms...)
 		if err != nil {
 			return nil, nil, &apiError{typ: "internal", err: err, status: http.StatusInternalServerError}
 		}

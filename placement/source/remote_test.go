@@ -86,6 +86,9 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 		{Config{PrometheusURL: "http://x", HTTPConfigFile: "a.yml", BearerTokenFile: "t"}, "prometheus.http-config.file"},
 		{Config{PrometheusURL: "http://x", BasicAuthPasswordFile: "p"}, "prometheus.basic-auth.username"},
 		{Config{BearerTokenFile: "t"}, "prometheus.url"},
+		{Config{TLSInsecureSkipVerify: true}, "prometheus.url"},
+		{Config{BasicAuthPasswordFile: "p"}, "prometheus.url"},
+		{Config{TLSServerName: "x"}, "prometheus.url"},
 		{Config{}, "storage.path"},
 		{Config{Embedded: EmbeddedConfig{StoragePath: t.TempDir(), ConfigFile: "/nonexistent.yml"}}, "/nonexistent.yml"},
 		{Config{Embedded: EmbeddedConfig{StoragePath: t.TempDir(), RuleFiles: []string{"/nonexistent/*.yml"}}}, "rules.file"},
@@ -132,6 +135,30 @@ func TestParseTimeAndDuration(t *testing.T) {
 	for in, want := range map[string]string{"v0.316.0": "3.16.0", "v0.300.1": "3.0.1", "v0.55.0": "fallback", "devel": "fallback"} {
 		if got := libraryVersion(in, "fallback"); got != want {
 			t.Errorf("libraryVersion(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestEmbeddedRefusesUnsupportedSections: a scrape config with sections the
+// embedded Prometheus would not honour is refused, not half-applied.
+func TestEmbeddedRefusesUnsupportedSections(t *testing.T) {
+	for section, body := range map[string]string{
+		"alerting.alertmanagers": "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:9093']\n",
+		"remote_write":           "remote_write:\n  - url: http://127.0.0.1:9/write\n",
+	} {
+		dir := t.TempDir()
+		file := filepath.Join(dir, "prometheus.yml")
+		if err := os.WriteFile(file, []byte("scrape_configs: []\n"+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		src, err := Open(Config{Embedded: EmbeddedConfig{StoragePath: filepath.Join(dir, "data"), ConfigFile: file}}, promslog.NewNopLogger(), prometheus.NewRegistry())
+		if err == nil {
+			src.Close()
+			t.Errorf("%s: accepted", section)
+			continue
+		}
+		if !strings.Contains(err.Error(), section) {
+			t.Errorf("%s: error %q does not name the section", section, err)
 		}
 	}
 }
