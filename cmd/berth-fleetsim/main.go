@@ -53,6 +53,12 @@ func run(args []string) int {
 		return 2
 	}
 	logger := promslog.New(logConfig)
+	for flag, d := range map[string]time.Duration{"scrape-interval": *interval, "stale.after": *staleAfter} {
+		if d <= 0 {
+			fmt.Fprintf(os.Stderr, "berth-fleetsim: error: --%s must be > 0, got %s\n", flag, d)
+			return 2
+		}
+	}
 	if *promConfig != "" && *fileSD == "" {
 		fmt.Fprintln(os.Stderr, "berth-fleetsim: error: --prometheus-config.path needs --file-sd.path")
 		return 2

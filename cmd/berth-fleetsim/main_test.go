@@ -51,7 +51,15 @@ func TestIntegrationFleetsimBinary(t *testing.T) {
 	resp.Body.Close()
 	resp, err = http.Get("http://" + groups[0].Targets[0] + "/metrics")
 	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("stale server answered %v, %v; want 503", resp, err)
+		t.Fatalf("stale server answered %v, %v; want 503", resp, err)
 	}
 	resp.Body.Close()
+}
+
+func TestBadDurationsRefused(t *testing.T) {
+	for _, arg := range []string{"--scrape-interval=-5s", "--scrape-interval=0s", "--stale.after=-1m"} {
+		if code := run([]string{arg}); code != 2 {
+			t.Errorf("%s: exit %d, want 2", arg, code)
+		}
+	}
 }
