@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 )
 
 // QuotaResource is one dimension of an organization quota, named as in the
@@ -434,6 +433,3 @@ func (p *Policy) CheckQuota(st *QuotaStatus, req Resources, newApplication bool)
 	c.Allowed = len(c.Exceeded) == 0
 	return c
 }
-
-// Message joins the check's messages, "" when allowed.
-func (c *QuotaCheck) Message() string { return strings.Join(c.Messages, "; ") }

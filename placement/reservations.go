@@ -376,7 +376,7 @@ func (s *ReservationStore) compact() error {
 	// A generation is never reused, even when writing fails: the rename
 	// may have happened.
 	s.gen++
-	doc := reservationsDoc{Version: fileVersion, Generation: s.gen, Reservations: s.sorted()}
+	doc := reservationsDoc{Version: fileVersion, Generation: s.gen, Reservations: s.order}
 	data, err := json.Marshal(doc)
 	if err != nil {
 		return fmt.Errorf("encode reservations: %w", err)
@@ -396,10 +396,7 @@ func (s *ReservationStore) compact() error {
 	return nil
 }
 
-// sorted returns the records oldest first; callers hold mu and must not
-// keep or change the slice.
-func (s *ReservationStore) sorted() []*record { return s.order }
-
+// compareRecords orders records oldest first, the order of s.order.
 func compareRecords(a, b *record) int {
 	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
 }
@@ -457,7 +454,7 @@ func (s *ReservationStore) List() []Reservation {
 // cannot prune, so every read path filters expired ones itself.
 func (s *ReservationStore) list(now time.Time) []Reservation {
 	out := make([]Reservation, 0, len(s.order))
-	for _, r := range s.sorted() {
+	for _, r := range s.order {
 		if now.Before(r.ExpiresAt) {
 			out = append(out, copyReservation(r.Reservation))
 		}
@@ -618,17 +615,6 @@ func (tx *ReservationTx) Now() time.Time { return tx.now }
 
 // Open returns the open reservations, oldest first.
 func (tx *ReservationTx) Open() []Reservation { return tx.s.list(tx.now) }
-
-// ReservedByServer sums the open reservations per server.
-func (tx *ReservationTx) ReservedByServer() map[string]Resources {
-	out := map[string]Resources{}
-	for _, r := range tx.s.records {
-		if tx.now.Before(r.ExpiresAt) {
-			out[r.Server] = out[r.Server].Add(r.Resources)
-		}
-	}
-	return out
-}
 
 // Lookup finds the open reservation made with an idempotency key, with the
 // answer first given and the request fingerprint it was made for.

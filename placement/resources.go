@@ -47,9 +47,6 @@ func (r Resources) Add(o Resources) Resources {
 	return Resources{CPU: r.CPU + o.CPU, Memory: r.Memory + o.Memory, Disk: r.Disk + o.Disk}
 }
 
-// IsZero reports whether r asks for nothing.
-func (r Resources) IsZero() bool { return r == Resources{} }
-
 // FieldError is an invalid value with the path of the field that holds it,
 // dot-separated from the document root ("requirements.memory",
 // "builds.profiles.node_application.memory"). HTTP handlers and the policy
