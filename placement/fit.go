@@ -224,18 +224,18 @@ func (p *Policy) FitResources(s *ServerState, req, reserved Resources) []Dimensi
 
 // appendFitResources is FitResources appending the three dimensions to dst.
 func (p *Policy) appendFitResources(dst []DimensionFit, s *ServerState, req, reserved Resources) []DimensionFit {
-	def := p.Fit.DefaultRequest
+	defCPU, defMemory := p.Fit.DefaultRequest.Charge(s.Containers.UnlimitedCPU, s.Containers.UnlimitedMemory)
 
 	cpuCap := s.CPU.Cores
 	cpu := dimension(DimensionCPU, float64(req.CPU), cpuCap, cpuCap*p.Fit.MaxUtilisation.CPU,
 		s.CPU.PeakUtilisation*cpuCap,
-		s.Containers.LimitedCPUCores+float64(s.Containers.UnlimitedCPU)*float64(def.CPU),
+		s.Containers.LimitedCPUCores+defCPU,
 		float64(reserved.CPU), ReasonInsufficientCPU)
 
 	memCap := s.Memory.TotalBytes
 	mem := dimension(DimensionMemory, float64(req.Memory), memCap, memCap*p.Fit.MaxUtilisation.Memory,
 		s.Memory.PeakUsedBytes,
-		s.Containers.LimitedMemoryBytes+float64(s.Containers.UnlimitedMemory)*float64(def.Memory),
+		s.Containers.LimitedMemoryBytes+float64(defMemory),
 		float64(reserved.Memory), ReasonInsufficientMemory)
 
 	// Disk has no declared allocations; its ceiling is the lower of the

@@ -57,6 +57,13 @@ type DefaultRequest struct {
 	Memory Bytes `yaml:"memory"`
 }
 
+// Charge is what containers without a CPU quota (unlimitedCPU) and without
+// a memory limit (unlimitedMemory) count as, in cores and bytes. Fit and
+// quotas both charge them this way.
+func (d DefaultRequest) Charge(unlimitedCPU, unlimitedMemory int) (cores float64, bytes int64) {
+	return float64(unlimitedCPU) * float64(d.CPU), int64(unlimitedMemory) * int64(d.Memory)
+}
+
 // FreshnessPolicy sets how old a server's newest sample may be.
 type FreshnessPolicy struct {
 	// Fresh is the largest age of a fresh server.

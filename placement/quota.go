@@ -318,8 +318,7 @@ func (p *Policy) QuotaStatus(snap *Snapshot, org string, open []Reservation) Quo
 		c.LimitedCPUCores = ou.LimitedCPUCores
 		c.LimitedMemoryBytes = int64(math.Round(ou.LimitedMemoryBytes))
 		c.UnlimitedCPU, c.UnlimitedMemory = ou.UnlimitedCPU, ou.UnlimitedMemory
-		c.DefaultCPUCores = float64(ou.UnlimitedCPU) * float64(p.Fit.DefaultRequest.CPU)
-		c.DefaultMemoryBytes = int64(ou.UnlimitedMemory) * int64(p.Fit.DefaultRequest.Memory)
+		c.DefaultCPUCores, c.DefaultMemoryBytes = p.Fit.DefaultRequest.Charge(ou.UnlimitedCPU, ou.UnlimitedMemory)
 		st.Usage.CPUCores = c.LimitedCPUCores + c.DefaultCPUCores
 		st.Usage.MemoryBytes = c.LimitedMemoryBytes + c.DefaultMemoryBytes
 	}
