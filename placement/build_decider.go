@@ -68,13 +68,12 @@ func (d *BuildDecider) Decide(p *Policy, snap *Snapshot, req *Request, open []Re
 	names := BuildServers(snap)
 	dec := &Decision{Kind: KindBuild, Considered: len(names), Ranking: []Ranked{}, Rejected: []Rejected{}}
 	d.Loads, d.Wait, d.Outcome = []BuildLoad{}, nil, ""
-	reserved := ReservedByServer(open)
 	var full []BuildLoad
 	for _, name := range names {
 		s := snap.Servers[name]
 		load := p.BuildLoadOf(s, open)
 		d.Loads = append(d.Loads, load)
-		f := p.FitServer(name, s, KindBuild, req.Requirements, reserved[name])
+		f := p.FitServer(name, s, KindBuild, req.Requirements, load.Reserved)
 		if f.Freshness != Fresh {
 			dec.Rejected = append(dec.Rejected, Rejected{Server: name, Reasons: f.Reasons, Freshness: f.Freshness})
 			continue
