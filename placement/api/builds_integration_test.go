@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -35,18 +34,7 @@ const liveBuildPolicy = "freshness: {fresh: 5s, stale: 10m}\n"
 func shrunkRules(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	shrink := strings.NewReplacer("[5m]", "[10s]", "[15m]", "[30s]")
-	err := fs.WalkDir(berthrules.Files, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := berthrules.Files.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, filepath.Base(path)), []byte(shrink.Replace(string(data))), 0o644)
-	})
-	if err != nil {
+	if err := berthrules.WriteTo(dir, strings.NewReplacer("[5m]", "[10s]", "[15m]", "[30s]").Replace); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, "*.rules.yml")

@@ -7,7 +7,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -109,16 +108,7 @@ func writeRules(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return fs.WalkDir(berthrules.Files, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".rules.yml") {
-			return err
-		}
-		data, err := berthrules.Files.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, filepath.Base(path)), []byte(windows.Replace(string(data))), 0o644)
-	})
+	return berthrules.WriteTo(dir, windows.Replace)
 }
 
 // waitFresh polls until every simulated server is fresh with every signal

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -397,17 +396,7 @@ func writeShippedRules() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("writing shipped rules: %w", err)
 	}
-	err = fs.WalkDir(berthrules.Files, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := berthrules.Files.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, filepath.Base(path)), data, 0o644)
-	})
-	if err != nil {
+	if err := berthrules.WriteTo(dir, nil); err != nil {
 		_ = os.RemoveAll(dir)
 		return "", fmt.Errorf("writing shipped rules: %w", err)
 	}

@@ -87,17 +87,7 @@ const filledWindow = 12 * time.Second
 // Prometheus (real or embedded) loads.
 func shippedRulesDir(t *testing.T) string {
 	dir := t.TempDir()
-	err := fs.WalkDir(berthrules.Files, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := berthrules.Files.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, filepath.Base(path)), []byte(rateWindows.Replace(string(data))), 0o644)
-	})
-	if err != nil {
+	if err := berthrules.WriteTo(dir, rateWindows.Replace); err != nil {
 		t.Fatal(err)
 	}
 	return dir
