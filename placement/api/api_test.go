@@ -440,7 +440,9 @@ func TestUnavailable(t *testing.T) {
 	}
 }
 
-// metricValue reads one series from a registry (0 when absent).
+// metricValue is the value of the series of family name matching labels, 0
+// when the family has no such series; a family that is not registered at
+// all (a typo) fails the test instead of reading as 0.
 func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := g.Gather()
@@ -471,7 +473,9 @@ func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels map[st
 				return float64(m.GetHistogram().GetSampleCount())
 			}
 		}
+		return 0 // the family exists; no series with these labels yet
 	}
+	t.Fatalf("metric family %s is not registered", name)
 	return 0
 }
 

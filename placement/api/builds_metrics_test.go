@@ -68,9 +68,16 @@ func gathered(t *testing.T, g prometheus.Gatherer, name string) map[string]float
 			for _, lp := range m.GetLabel() {
 				labels = append(labels, lp.GetName()+"="+lp.GetValue())
 			}
-			v := m.GetGauge().GetValue()
-			if m.Histogram != nil {
+			var v float64
+			switch {
+			case m.Gauge != nil:
+				v = m.GetGauge().GetValue()
+			case m.Counter != nil:
+				v = m.GetCounter().GetValue()
+			case m.Histogram != nil:
 				v = float64(m.GetHistogram().GetSampleCount())
+			default:
+				t.Fatalf("%s: unexpected metric type", name)
 			}
 			out[strings.Join(labels, ",")] = v
 		}
