@@ -26,13 +26,16 @@ type Config struct {
 	DockerHost string
 	// LabelMap is the Docker label allow-list, "docker.label=prom_label,…".
 	LabelMap string
-	// BuildImagePattern is a regular expression (anchored) for build helper images.
+	// BuildImagePattern is a regular expression (anchored) for build helper
+	// images. Empty: DefaultBuildImagePattern.
 	BuildImagePattern string
-	// ProcFS and CgroupFS are where the host's /proc and /sys/fs/cgroup are mounted.
+	// ProcFS and CgroupFS are where the host's /proc and /sys/fs/cgroup are
+	// mounted. Empty: /proc and /sys/fs/cgroup.
 	ProcFS   string
 	CgroupFS string
 	// RelistInterval is how often the full container list is fetched even
 	// without events. Metadata older than three intervals is never served.
+	// Zero: 30s.
 	RelistInterval time.Duration
 	// APIWait bounds how long a scrape waits for metadata that has not been
 	// loaded yet (startup, reconnect). Default 1s.
@@ -99,18 +102,19 @@ func (s *containerState) release() {
 // they changed, in case an engine changes them silently.
 const specMaxAge = time.Minute
 
-// New validates cfg and starts the background metadata cache. Close stops it.
+// New validates cfg and starts the background metadata cache. Close stops
+// it. Errors name the berth-exporter flag that sets the field.
 func New(cfg Config, logger *slog.Logger) (*Collector, error) {
 	if cfg.DockerHost == "" {
-		return nil, fmt.Errorf("docker host is empty")
+		return nil, fmt.Errorf("--collector.containers.docker-host: docker host is empty")
 	}
 	client, err := newDockerClient(cfg.DockerHost)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--collector.containers.docker-host: %w", err)
 	}
 	labels, err := parseLabelMap(cfg.LabelMap)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--collector.containers.label-map: %w", err)
 	}
 	pattern := cfg.BuildImagePattern
 	if pattern == "" {
@@ -118,7 +122,7 @@ func New(cfg Config, logger *slog.Logger) (*Collector, error) {
 	}
 	roles, err := newRoleRules(pattern)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--collector.containers.build-image-pattern: %w", err)
 	}
 	if cfg.ProcFS == "" {
 		cfg.ProcFS = "/proc"
@@ -126,7 +130,10 @@ func New(cfg Config, logger *slog.Logger) (*Collector, error) {
 	if cfg.CgroupFS == "" {
 		cfg.CgroupFS = "/sys/fs/cgroup"
 	}
-	if cfg.RelistInterval <= 0 {
+	if cfg.RelistInterval < 0 {
+		return nil, fmt.Errorf("--collector.containers.relist-interval: must be positive, got %s", cfg.RelistInterval)
+	}
+	if cfg.RelistInterval == 0 {
 		cfg.RelistInterval = 30 * time.Second
 	}
 	if cfg.APIWait <= 0 {

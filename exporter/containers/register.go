@@ -3,6 +3,7 @@ package containers
 import (
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/berth-dev/berth/exporter"
 )
@@ -32,18 +33,18 @@ func Register(reg *exporter.Registry) {
 		Default("30s").Duration()
 
 	reg.Register("containers", true, func(logger *slog.Logger) (exporter.Collector, error) {
-		// Validate each flag here so the error names the flag to fix.
-		if _, err := newDockerClient(*host); err != nil {
-			return nil, fmt.Errorf("--collector.containers.docker-host: %w", err)
-		}
-		if _, err := parseLabelMap(*labelMap); err != nil {
-			return nil, fmt.Errorf("--collector.containers.label-map: %w", err)
-		}
-		if _, err := newRoleRules(*buildImage); err != nil {
-			return nil, fmt.Errorf("--collector.containers.build-image-pattern: %w", err)
+		// New gives empty values defaults (for Go callers); a flag set to
+		// nothing, or to a path that is not there, is a mistake to report.
+		if *buildImage == "" {
+			return nil, fmt.Errorf("--collector.containers.build-image-pattern: must not be empty")
 		}
 		if *relist <= 0 {
 			return nil, fmt.Errorf("--collector.containers.relist-interval: must be positive, got %s", *relist)
+		}
+		for flag, path := range map[string]string{"collector.containers.procfs": *procfs, "collector.containers.cgroupfs": *cgroupfs} {
+			if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
+				return nil, fmt.Errorf("--%s: %q is not a directory", flag, path)
+			}
 		}
 		return New(Config{
 			DockerHost:        *host,
