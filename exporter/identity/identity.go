@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -107,7 +106,7 @@ func (c *Collector) Update(_ context.Context, ch chan<- prometheus.Metric) error
 }
 
 // Register defines the --server.* flags on reg's application and registers
-// the "identity" collector (enabled by default). Invalid flag values make
+// the "identity" collector (always on). Invalid flag values make
 // the collector's factory fail, so the exporter refuses to start and says
 // which flag is wrong.
 func Register(reg *exporter.Registry) {
@@ -124,24 +123,8 @@ func Register(reg *exporter.Registry) {
 	app.Flag("server.organization", "Organization that owns this server (optional; label organization of berth_server_info).").
 		Default("").StringVar(&cfg.Organization)
 	app.Flag("server.disk-usage-threshold", "Disk usage ratio (0 < x <= 1) above which this server counts as full; published as berth_server_disk_usage_threshold_ratio.").
-		Default(fmt.Sprint(DefaultDiskUsageThreshold)).SetValue((*ratioValue)(&cfg.DiskUsageThreshold))
+		Default(fmt.Sprint(DefaultDiskUsageThreshold)).Float64Var(&cfg.DiskUsageThreshold)
 	reg.Always("identity", func(*slog.Logger) (exporter.Collector, error) {
 		return New(*cfg)
 	})
 }
-
-// ratioValue parses --server.disk-usage-threshold so that even a value that
-// is not a number is refused with the flag's name (kingpin's own float
-// parser reports only strconv's message).
-type ratioValue float64
-
-func (v *ratioValue) Set(s string) error {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return fmt.Errorf("invalid --server.disk-usage-threshold %q: not a number (want a ratio such as 0.8)", s)
-	}
-	*v = ratioValue(f)
-	return nil
-}
-
-func (v *ratioValue) String() string { return strconv.FormatFloat(float64(*v), 'g', -1, 64) }
