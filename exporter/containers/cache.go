@@ -222,11 +222,17 @@ func (c *metadataCache) session(ctx context.Context) error {
 	}
 
 	ectx, stopEvents := context.WithCancel(ctx)
-	defer stopEvents()
 	streamErr := make(chan error, 1)
+	var stream sync.WaitGroup
+	stream.Add(1)
 	go func() {
+		defer stream.Done()
 		streamErr <- c.client.events(ectx, c.onEvent)
 	}()
+	// The stream uses the client (its negotiated version): it must be gone
+	// before the next session negotiates again.
+	defer stream.Wait()
+	defer stopEvents()
 
 	ticker := time.NewTicker(c.relistInterval)
 	defer ticker.Stop()
