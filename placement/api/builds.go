@@ -207,17 +207,12 @@ func (b *builds) createBuildPlacement(c echo.Context) error {
 		return err
 	}
 	p := b.api.opts.Policy.Policy()
-	var ttl time.Duration
-	if body.TTL != nil {
-		if !body.Reserve {
-			return invalidArgument("ttl", "ttl only applies with \"reserve\": true")
-		}
-		if *body.TTL == 0 {
-			return invalidArgument("ttl", "ttl must be positive (omit it for the policy's default)")
-		}
-		if ttl = durationOf(*body.TTL); ttl > p.Reservations.MaxTTL {
-			return unprocessable("ttl", "ttl %s is above the policy's reservations.max_ttl %s", body.TTL.String(), Duration(p.Reservations.MaxTTL).String())
-		}
+	if body.TTL != nil && !body.Reserve {
+		return invalidArgument("ttl", "ttl only applies with \"reserve\": true")
+	}
+	ttl, err := reservationTTL(body.TTL, p)
+	if err != nil {
+		return err
 	}
 	est, err := b.estimate(c, placement.BuildEstimateRequest{
 		ApplicationID: body.ApplicationID, BuildPack: body.BuildPack, Profile: body.Profile, RepositorySizeMB: body.RepositorySizeMB,
@@ -340,15 +335,11 @@ func (b *builds) startBuild(c echo.Context) error {
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Field: "id", Message: "reservation " + id + " is a " + string(res.Kind) + " reservation, not a build"}
 	}
 	p := b.api.opts.Policy.Policy()
-	var ttl time.Duration
-	if body.TTL != nil {
-		if *body.TTL == 0 {
-			return invalidArgument("ttl", "ttl must be positive (omit it for the default)")
-		}
-		if ttl = durationOf(*body.TTL); ttl > p.Reservations.MaxTTL {
-			return unprocessable("ttl", "ttl %s is above the policy's reservations.max_ttl %s", body.TTL.String(), Duration(p.Reservations.MaxTTL).String())
-		}
-	} else {
+	ttl, err := reservationTTL(body.TTL, p)
+	if err != nil {
+		return err
+	}
+	if body.TTL == nil {
 		expected, ok := b.records.Expected(id)
 		if !ok {
 			expected = p.Builds.Profiles[p.Builds.DefaultProfile].Duration

@@ -140,18 +140,14 @@ func (a *API) placementRequest(body *PlacementRequest) (placement.Request, error
 		Reserve:        body.Reserve,
 		IdempotencyKey: body.IdempotencyKey,
 	}
-	if body.TTL != nil {
-		if !body.Reserve {
-			return placement.Request{}, invalidArgument("ttl", "ttl only applies with \"reserve\": true")
-		}
-		if *body.TTL == 0 {
-			return placement.Request{}, invalidArgument("ttl", "ttl must be positive (omit it for the policy's default)")
-		}
-		req.TTL = durationOf(*body.TTL)
-		if max := a.opts.Policy.Policy().Reservations.MaxTTL; req.TTL > max {
-			return placement.Request{}, unprocessable("ttl", "ttl %s is above the policy's reservations.max_ttl %s", body.TTL.String(), Duration(max).String())
-		}
+	if body.TTL != nil && !body.Reserve {
+		return placement.Request{}, invalidArgument("ttl", "ttl only applies with \"reserve\": true")
 	}
+	ttl, err := reservationTTL(body.TTL, a.opts.Policy.Policy())
+	if err != nil {
+		return placement.Request{}, err
+	}
+	req.TTL = ttl
 	return req, nil
 }
 
