@@ -160,21 +160,26 @@ type FinishedBuild struct {
 	Server        string    `json:"server"`
 	StartedAt     time.Time `json:"started_at"`
 	EndedAt       time.Time `json:"ended_at"`
-	// PeakMemoryBytes is the peak working set of the build's container as
-	// looked up when it finished; 0 when none was found (or not looked up).
-	PeakMemoryBytes float64 `json:"peak_memory_bytes,omitempty"`
+	// Usage is what Prometheus saw of the build's container, looked up once
+	// when it finished (it cannot change afterwards); zero when none was
+	// found or the lookup failed, and then estimates ask Prometheus again.
+	Usage BuildUsage `json:"usage,omitzero"`
 }
 
 // BuildUsage is what Prometheus saw of one build.
 type BuildUsage struct {
 	// PeakMemoryBytes is the peak working set of the build's container(s).
-	PeakMemoryBytes float64
+	PeakMemoryBytes float64 `json:"peak_memory_bytes"`
 	// CPUSeconds is the CPU time they used.
-	CPUSeconds float64
+	CPUSeconds float64 `json:"cpu_seconds"`
 	// ServerCores is the build server's CPU count, to turn CPU time into a
 	// share of the server.
-	ServerCores float64
+	ServerCores float64 `json:"server_cores"`
 }
+
+// known reports whether u holds a lookup's result (a build container was
+// found: its peak working set is never zero).
+func (u BuildUsage) known() bool { return u.PeakMemoryBytes > 0 }
 
 // BuildHistory looks up what Prometheus holds about a finished build.
 // placement/source implements it over PromQL.
@@ -275,6 +280,10 @@ func (e *BuildEstimator) Estimate(ctx context.Context, p *Policy, req BuildEstim
 	}
 	usages := make([]BuildUsage, len(past))
 	for i, b := range past {
+		if b.Usage.known() {
+			usages[i] = b.Usage
+			continue
+		}
 		u, ok, err := e.history.BuildUsage(ctx, b)
 		if err != nil {
 			e.logger.Warn("build history lookup failed, estimating from the profile", "application_id", req.ApplicationID, "build", b.ID, "err", err)

@@ -3,6 +3,7 @@ package placement
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,7 +163,7 @@ func TestBuildEstimator(t *testing.T) {
 	for i := range HistoryBuilds + 3 {
 		start := testNow.Add(time.Duration(i) * time.Hour)
 		r := Reservation{ID: string(rune('a' + i)), Kind: KindBuild, ApplicationID: "app", Server: "b", StartedAt: &start}
-		if ok, err := records.Finish(r, start.Add(2*time.Minute), 0); !ok || err != nil {
+		if ok, err := records.Finish(r, start.Add(2*time.Minute), BuildUsage{}); !ok || err != nil {
 			t.Fatal(ok, err)
 		}
 	}
@@ -191,6 +192,25 @@ func TestBuildEstimator(t *testing.T) {
 	e, herr, err = est.Estimate(context.Background(), p, BuildEstimateRequest{ApplicationID: "app"})
 	if err != nil || herr == nil || e.Source != EstimateFromProfile || !strings.Contains(e.HistoryError, "connection refused") {
 		t.Errorf("history failing: %+v, %v, %v", e, herr, err)
+	}
+
+	// A build whose usage was stored when it finished is not asked about
+	// again: only the others go to Prometheus.
+	h.err, h.asked = nil, nil
+	start := testNow.Add(100 * time.Hour)
+	stored := Reservation{ID: "stored", Kind: KindBuild, ApplicationID: "app", Server: "b", StartedAt: &start}
+	if _, err := records.Finish(stored, start.Add(4*time.Minute), BuildUsage{PeakMemoryBytes: 2 * gib, CPUSeconds: 120, ServerCores: 1}); err != nil {
+		t.Fatal(err)
+	}
+	e, herr, err = est.Estimate(context.Background(), p, BuildEstimateRequest{ApplicationID: "app"})
+	if err != nil || herr != nil {
+		t.Fatal(err, herr)
+	}
+	if slices.Contains(h.asked, "stored") || len(h.asked) != HistoryBuilds-1 {
+		t.Errorf("asked about %v; the stored build must not be asked about", h.asked)
+	}
+	if e.Source != EstimateFromHistory || e.HistoryBuilds != 2 || e.Memory != 2*gib {
+		t.Errorf("estimate with a stored build: %+v", e)
 	}
 
 	// A bad request is an error, not a fallback.

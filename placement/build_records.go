@@ -127,17 +127,17 @@ func FinishedBuildOf(res Reservation, ended time.Time) (b FinishedBuild, ok bool
 }
 
 // Finish records a build's end. A build with an application and a start
-// joins the history, with the peak working set of its container when the
-// caller looked one up (0: unknown); the pending entry is dropped either
+// joins the history, with what Prometheus saw of its container when the
+// caller looked it up (zero: unknown); the pending entry is dropped either
 // way.
-func (r *BuildRecords) Finish(res Reservation, ended time.Time, peakMemoryBytes float64) (recorded bool, err error) {
+func (r *BuildRecords) Finish(res Reservation, ended time.Time, usage BuildUsage) (recorded bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pendingBefore, hadPending := r.pending[res.ID]
 	finishedBefore := r.finished
 	delete(r.pending, res.ID)
 	if b, ok := FinishedBuildOf(res, ended); ok {
-		b.PeakMemoryBytes = max(peakMemoryBytes, 0)
+		b.Usage = usage
 		r.finished = append(slices.Clone(r.finished), b)
 		r.trim(res.ApplicationID)
 		recorded = true

@@ -22,12 +22,12 @@ func TestBuildRecordsPersist(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := testNow
-	recorded, err := r.Finish(Reservation{ID: "rsv_1", ApplicationID: "app", Server: "b", StartedAt: &start}, start.Add(3*time.Minute), 5e8)
+	recorded, err := r.Finish(Reservation{ID: "rsv_1", ApplicationID: "app", Server: "b", StartedAt: &start}, start.Add(3*time.Minute), BuildUsage{PeakMemoryBytes: 5e8})
 	if err != nil || !recorded {
 		t.Fatal(recorded, err)
 	}
 	// Not started: released without history.
-	if recorded, err := r.Finish(Reservation{ID: "rsv_x", ApplicationID: "app"}, start, 0); recorded || err != nil {
+	if recorded, err := r.Finish(Reservation{ID: "rsv_x", ApplicationID: "app"}, start, BuildUsage{}); recorded || err != nil {
 		t.Errorf("unstarted build recorded: %v %v", recorded, err)
 	}
 
@@ -42,7 +42,7 @@ func TestBuildRecordsPersist(t *testing.T) {
 		t.Errorf("pending build after reopen: %v %v", e, ok)
 	}
 	got := again.RecentBuilds("app", 5)
-	if len(got) != 1 || got[0].Server != "b" || got[0].EndedAt.Sub(got[0].StartedAt) != 3*time.Minute || got[0].PeakMemoryBytes != 5e8 {
+	if len(got) != 1 || got[0].Server != "b" || got[0].EndedAt.Sub(got[0].StartedAt) != 3*time.Minute || got[0].Usage.PeakMemoryBytes != 5e8 {
 		t.Errorf("history after reopen: %+v", got)
 	}
 
@@ -67,7 +67,7 @@ func TestBuildRecordsKeepNewestPerApplication(t *testing.T) {
 	r, _ := OpenBuildRecords("")
 	for i := range maxFinishedPerApplication + 5 {
 		start := testNow.Add(time.Duration(i) * time.Minute)
-		if _, err := r.Finish(Reservation{ID: string(rune('A' + i)), ApplicationID: "app", StartedAt: &start}, start.Add(time.Second), 0); err != nil {
+		if _, err := r.Finish(Reservation{ID: string(rune('A' + i)), ApplicationID: "app", StartedAt: &start}, start.Add(time.Second), BuildUsage{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -81,7 +81,7 @@ func TestBuildRecordsLastBuilds(t *testing.T) {
 	r, _ := OpenBuildRecords("")
 	finish := func(id, app string, start time.Time, d time.Duration) {
 		t.Helper()
-		if _, err := r.Finish(Reservation{ID: id, ApplicationID: app, Server: "b", StartedAt: &start}, start.Add(d), 0); err != nil {
+		if _, err := r.Finish(Reservation{ID: id, ApplicationID: app, Server: "b", StartedAt: &start}, start.Add(d), BuildUsage{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -91,7 +91,7 @@ func TestBuildRecordsLastBuilds(t *testing.T) {
 	finish("a2", "a", testNow.Add(2*time.Minute), 3*time.Minute) // a's newest
 	finish("c1", "c", testNow.Add(3*time.Minute), time.Minute)
 	// Not started: no history, so not in the metrics either.
-	if _, err := r.Finish(Reservation{ID: "d1", ApplicationID: "d"}, testNow, 0); err != nil {
+	if _, err := r.Finish(Reservation{ID: "d1", ApplicationID: "d"}, testNow, BuildUsage{}); err != nil {
 		t.Fatal(err)
 	}
 

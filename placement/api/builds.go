@@ -368,11 +368,11 @@ func (b *builds) finishBuild(c echo.Context) error {
 		return reservationError(err)
 	}
 	ended := time.Now()
-	var peak float64
+	var usage placement.BuildUsage
 	if fb, ok := placement.FinishedBuildOf(res, ended); ok {
-		peak = b.lookupPeak(c.Request().Context(), fb)
+		usage = b.lookupUsage(c.Request().Context(), fb)
 	}
-	recorded, err := b.records.Finish(res, ended, peak)
+	recorded, err := b.records.Finish(res, ended, usage)
 	if err != nil {
 		// The build is released; only its history entry is lost.
 		b.api.logger.Error("recording finished build", "reservation", id, "err", err)
@@ -381,26 +381,27 @@ func (b *builds) finishBuild(c echo.Context) error {
 	return c.JSON(http.StatusOK, BuildFinishResponse{Reservation: res, HistoryRecorded: recorded})
 }
 
-// lookupPeak asks the build history (one query) for the peak working set
-// of a build that just finished, for berth_build_last_peak_memory_bytes.
-// 0 when there is no history source, no container was found, or the
-// query failed (counted and logged: the finish itself succeeds).
-func (b *builds) lookupPeak(ctx context.Context, fb placement.FinishedBuild) float64 {
+// lookupUsage asks the build history (one query) what the container of a
+// build that just finished used, kept with the build for estimates and
+// berth_build_last_peak_memory_bytes. Zero when there is no history
+// source, no container was found, or the query failed (counted and
+// logged: the finish itself succeeds).
+func (b *builds) lookupUsage(ctx context.Context, fb placement.FinishedBuild) placement.BuildUsage {
 	if b.history == nil {
-		return 0
+		return placement.BuildUsage{}
 	}
 	ctx, cancel := context.WithTimeout(ctx, peakLookupTimeout)
 	defer cancel()
 	u, ok, err := b.history.BuildUsage(ctx, fb)
 	if err != nil {
 		b.metrics.peakErrors.Inc()
-		b.api.logger.Warn("looking up the peak memory of a finished build failed", "reservation", fb.ID, "application_id", fb.ApplicationID, "err", err)
-		return 0
+		b.api.logger.Warn("looking up the usage of a finished build failed", "reservation", fb.ID, "application_id", fb.ApplicationID, "err", err)
+		return placement.BuildUsage{}
 	}
 	if !ok {
-		return 0
+		return placement.BuildUsage{}
 	}
-	return u.PeakMemoryBytes
+	return u
 }
 
 // decodeOptionalJSON is decodeJSON for endpoints whose body may be empty.
@@ -606,8 +607,8 @@ func (m *buildMetrics) Collect(ch chan<- prometheus.Metric) {
 	for _, b := range m.records.LastBuilds(now.Add(-m.maxAge), m.maxApplications) {
 		ch <- prometheus.MustNewConstMetric(m.lastDurationDesc, prometheus.GaugeValue, b.EndedAt.Sub(b.StartedAt).Seconds(), b.ApplicationID, b.Server)
 		ch <- prometheus.MustNewConstMetric(m.lastEndDesc, prometheus.GaugeValue, float64(b.EndedAt.UnixMilli())/1000, b.ApplicationID, b.Server)
-		if b.PeakMemoryBytes > 0 {
-			ch <- prometheus.MustNewConstMetric(m.lastPeakDesc, prometheus.GaugeValue, b.PeakMemoryBytes, b.ApplicationID, b.Server)
+		if b.Usage.PeakMemoryBytes > 0 {
+			ch <- prometheus.MustNewConstMetric(m.lastPeakDesc, prometheus.GaugeValue, b.Usage.PeakMemoryBytes, b.ApplicationID, b.Server)
 		}
 	}
 }

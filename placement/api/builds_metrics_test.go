@@ -161,7 +161,7 @@ func TestBuildMetricsLifecycle(t *testing.T) {
 	}
 	// The peak is kept with the build (so it survives restarts with the
 	// records file).
-	if r := records.RecentBuilds("42", 1); len(r) != 1 || r[0].PeakMemoryBytes != 7e8 {
+	if r := records.RecentBuilds("42", 1); len(r) != 1 || r[0].Usage.PeakMemoryBytes != 7e8 {
 		t.Errorf("recorded %+v", r)
 	}
 
@@ -218,7 +218,7 @@ func TestBuildMetricsBounded(t *testing.T) {
 	finish := func(app string, end time.Time, d time.Duration, peak float64) {
 		t.Helper()
 		start := end.Add(-d)
-		if ok, err := records.Finish(placement.Reservation{ID: "rsv_" + app + end.String(), ApplicationID: app, Server: "build-1", StartedAt: &start}, end, peak); !ok || err != nil {
+		if ok, err := records.Finish(placement.Reservation{ID: "rsv_" + app + end.String(), ApplicationID: app, Server: "build-1", StartedAt: &start}, end, placement.BuildUsage{PeakMemoryBytes: peak}); !ok || err != nil {
 			t.Fatal(ok, err)
 		}
 	}
