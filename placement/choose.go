@@ -174,7 +174,7 @@ func RankWithTieBreak(ranked []Ranked, tolerance float64, seed uint64) {
 	for i := range ranked {
 		keys[i] = rankKey{float64bits(ranked[i].Score), int32(i)}
 	}
-	sortKeys(ranked, keys, func(a, b *Ranked) int { return cmp.Compare(b.Score, a.Score) })
+	sortKeys(ranked, keys)
 	if len(ranked) < 2 {
 		return
 	}
@@ -189,7 +189,7 @@ func RankWithTieBreak(ranked []Ranked, tolerance float64, seed uint64) {
 	for i := range band {
 		band[i] = rankKey{tieHash(seed, ranked[i].Server), int32(i)}
 	}
-	sortKeys(ranked[:n], band, func(a, b *Ranked) int { return 0 })
+	sortKeys(ranked[:n], band)
 }
 
 // rankKey is what RankWithTieBreak sorts instead of the Ranked values
@@ -217,10 +217,9 @@ func float64bits(f float64) uint64 {
 	return b | 1<<63
 }
 
-// sortKeys sorts ranked by key descending, then by tie (a total order over
-// equal keys) and finally by server name, through the keys, and permutes
-// ranked to match.
-func sortKeys(ranked []Ranked, keys []rankKey, tie func(a, b *Ranked) int) {
+// sortKeys sorts ranked by key descending, then by server name, through
+// the keys, and permutes ranked to match.
+func sortKeys(ranked []Ranked, keys []rankKey) {
 	slices.SortFunc(keys, func(a, b rankKey) int {
 		if a.key != b.key {
 			if a.key > b.key {
@@ -228,8 +227,7 @@ func sortKeys(ranked []Ranked, keys []rankKey, tie func(a, b *Ranked) int) {
 			}
 			return 1
 		}
-		ra, rb := &ranked[a.idx], &ranked[b.idx]
-		return cmp.Or(tie(ra, rb), strings.Compare(ra.Server, rb.Server))
+		return strings.Compare(ranked[a.idx].Server, ranked[b.idx].Server)
 	})
 	// Permute in place, cycle by cycle: position i takes the value at
 	// keys[i].idx; a placed position is marked with idx −1.

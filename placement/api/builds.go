@@ -601,9 +601,6 @@ func (m *buildMetrics) Collect(ch chan<- prometheus.Metric) {
 		l := p.BuildLoadOf(s.state, open)
 		ch <- prometheus.MustNewConstMetric(m.scoreDesc, prometheus.GaugeValue, l.Score, l.Server)
 	}
-	if m.records == nil {
-		return
-	}
 	for _, b := range m.records.LastBuilds(now.Add(-m.maxAge), m.maxApplications) {
 		ch <- prometheus.MustNewConstMetric(m.lastDurationDesc, prometheus.GaugeValue, b.EndedAt.Sub(b.StartedAt).Seconds(), b.ApplicationID, b.Server)
 		ch <- prometheus.MustNewConstMetric(m.lastEndDesc, prometheus.GaugeValue, float64(b.EndedAt.UnixMilli())/1000, b.ApplicationID, b.Server)
