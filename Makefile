@@ -11,12 +11,18 @@ LDFLAGS   := -X github.com/prometheus/common/version.Version=$(VERSION) \
 TEST_TIMEOUT ?= 18m
 COMMANDS  := berth-exporter berth-placement berth-fleetsim
 
+TOOLS     := $(BIN)/tools
+PROMTOOL  := $(TOOLS)/promtool
+
 .PHONY: all build run demo test test-deps bench lint lint-rules clean
 
 all: lint build
 
+# On a fresh machine the first build downloads about 0.9 GB of Go modules
+# (each printed as "go: downloading …") and compiles for a few minutes.
 build:
 	@mkdir -p $(BIN)
+	@echo "make: building $(COMMANDS) into $(BIN)/ (first run: downloads ~0.9 GB of Go modules, a few minutes on 2 cores)"
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(COMMANDS))
 
 # Starts berth-exporter and berth-placement (embedded Prometheus) on this
@@ -27,13 +33,23 @@ run: build
 demo: build
 	@DEMO=1 scripts/run.sh
 
-# Installs the Debian packages the integration tests need (when root and
-# missing), then runs every test.
+# Installs what the tests need (Debian packages when root and missing,
+# Berth's binaries, a pinned promtool), then runs every test. Tests never run
+# the go command themselves: everything they start is built here first.
 test: test-deps
+	@echo "make: running every test"
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-test-deps:
+test-deps: build $(PROMTOOL)
 	@scripts/install-test-deps.sh
+
+# promtool of the prometheus version in go.mod (3.x semantics, next to
+# Debian's 2.42), for the rule unit tests. remove_all_sd drops every
+# service-discovery SDK that promtool would otherwise link.
+$(PROMTOOL): go.mod go.sum
+	@mkdir -p $(TOOLS)
+	@echo "make: building promtool $$($(GO) list -m -f '{{.Version}}' github.com/prometheus/prometheus) for the rule tests (-tags remove_all_sd)"
+	$(GO) build -tags remove_all_sd -trimpath -o $@ github.com/prometheus/prometheus/cmd/promtool
 
 # Benchmarks against references run side by side (node_exporter 1.5, the
 # Docker stats API, a naive per-server placement strategy), reported as
@@ -44,12 +60,12 @@ bench: test-deps
 	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 20m ./placement/bench/
 	$(GO) test -run '^$$' -bench SnapshotEmbedded -benchtime 5x -timeout 20m ./placement/source/
 
-lint: lint-rules
+lint:
 	@out=$$(gofmt -l .); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-lint-rules:
+lint-rules: test-deps
 	$(GO) test -count=1 -run 'TestRules' ./rules/
 
 clean:

@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/berth-dev/berth/internal/testenv"
@@ -23,7 +22,7 @@ type promtool struct {
 
 // promtools are the two promtool versions every rule file and test file is
 // run with: Prometheus 2.42 (Debian) and the version of the prometheus
-// library pinned in go.mod (3.x, `go tool promtool`). PromQL differs between
+// library pinned in go.mod (3.x, built by `make test-deps`). PromQL differs between
 // them (3.x range selectors are left-open, for one), so both must pass.
 var promtools = []promtool{
 	{name: "promtool-2.42-debian", path: debianPromtoolPath},
@@ -38,49 +37,12 @@ func debianPromtoolPath(t *testing.T) string {
 	return debianPromtool
 }
 
-var pinned struct {
-	once sync.Once
-	path string
-	err  error
-	out  string
-}
-
-// pinnedPromtoolPath builds (or finds in the build cache) the promtool of the
-// prometheus module version in go.mod, once per test process.
+// pinnedPromtoolPath is the promtool of the prometheus module version in
+// go.mod, built once by `make test-deps` without service discovery
+// (-tags remove_all_sd).
 func pinnedPromtoolPath(t *testing.T) string {
 	t.Helper()
-	pinned.once.Do(func() {
-		// `go tool -n` prints where the go command keeps the tool's binary
-		// instead of starting it once per file.
-		cmd := exec.Command("go", "tool", "-n", "promtool")
-		cmd.Dir = testenv.RepoRoot()
-		out, err := cmd.Output()
-		pinned.path, pinned.err = strings.TrimSpace(string(out)), err
-		if ee, ok := err.(*exec.ExitError); ok {
-			pinned.out = string(ee.Stderr)
-		}
-		if err != nil {
-			return
-		}
-		if _, statErr := os.Stat(pinned.path); statErr == nil {
-			return
-		}
-		// Not in the build cache: build the same package at the go.mod version.
-		dir, err := os.MkdirTemp("", "berth-promtool-")
-		if err != nil {
-			pinned.err = err
-			return
-		}
-		pinned.path = filepath.Join(dir, "promtool")
-		build := exec.Command("go", "build", "-o", pinned.path, "github.com/prometheus/prometheus/cmd/promtool")
-		build.Dir = testenv.RepoRoot()
-		combined, err := build.CombinedOutput()
-		pinned.err, pinned.out = err, string(combined)
-	})
-	if pinned.err != nil {
-		t.Fatalf("building the pinned promtool (go tool -n promtool): %v\n%s", pinned.err, pinned.out)
-	}
-	return pinned.path
+	return testenv.Tool(t, "promtool")
 }
 
 // ruleFiles lists the shipped rule files (absolute paths).

@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,7 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/berth-dev/berth/internal/testenv"
+	"github.com/berth-dev/berth/internal/metriclint"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -71,7 +70,7 @@ func TestCollectorFixtures(t *testing.T) {
 			if got != string(want) {
 				t.Errorf("metrics differ from %s (run with -update and review the diff):\n%s", golden, got)
 			}
-			promtoolCheck(t, got)
+			metriclint.Text(t, strings.NewReader(got), nil)
 		})
 	}
 }
@@ -287,18 +286,5 @@ func TestCompareVersions(t *testing.T) {
 		if got := compareVersions(tt.a, tt.b); got != tt.want {
 			t.Errorf("compareVersions(%s, %s) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
-	}
-}
-
-// promtoolCheck lints an exposition with the module's pinned promtool
-// (`go tool promtool check metrics`).
-func promtoolCheck(t *testing.T, text string) {
-	t.Helper()
-	cmd := exec.Command("go", "tool", "promtool", "check", "metrics")
-	cmd.Dir = testenv.RepoRoot()
-	cmd.Stdin = strings.NewReader(text)
-	out, err := cmd.CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "" {
-		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -17,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/berth-dev/berth/exporter"
+	"github.com/berth-dev/berth/internal/metriclint"
 	"github.com/berth-dev/berth/internal/podmantest"
-	"github.com/berth-dev/berth/internal/testenv"
 )
 
 // probeDesc is the metric of a trivial second collector: faults of the
@@ -280,19 +279,13 @@ func TestIntegrationContainersLive(t *testing.T) {
 		}
 	})
 
-	t.Run("promtool", func(t *testing.T) {
-		promtool := testenv.LookPath(t, "promtool", "prometheus")
+	t.Run("lint", func(t *testing.T) {
 		resp, err := testClient.Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		cmd := exec.Command(promtool, "check", "metrics")
-		cmd.Stdin = resp.Body
-		out, err := cmd.CombinedOutput()
-		if err != nil || len(strings.TrimSpace(string(out))) != 0 {
-			t.Errorf("promtool check metrics: %v\n%s", err, out)
-		}
+		metriclint.Text(t, resp.Body, nil)
 	})
 
 	t.Run("events", func(t *testing.T) {

@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -58,34 +59,81 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-var (
-	buildMu    sync.Mutex
-	builtPaths = map[string]string{}
-	buildDir   string
-)
+// binDir is where `make build` puts Berth's commands and `make test-deps`
+// the tools the tests run (BERTH_BIN_DIR overrides it).
+func binDir() string {
+	if dir := os.Getenv("BERTH_BIN_DIR"); dir != "" {
+		return dir
+	}
+	return filepath.Join(RepoRoot(), "bin")
+}
 
-// Binary builds one of the module's commands (e.g. "berth-exporter") once per
-// test process and returns the path of the executable.
+// Binary returns the path of one of the module's commands (e.g.
+// "berth-exporter") as built by `make build`. Tests never build it
+// themselves: on a cold cache that compiles all of Prometheus inside a test.
+// A missing binary, or one older than the source it is built from, marks the
+// test unavailable, naming the make target to run.
 func Binary(t testing.TB, command string) string {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if p, ok := builtPaths[command]; ok {
-		return p
+	path := filepath.Join(binDir(), command)
+	info, err := os.Stat(path)
+	if err != nil {
+		Unavailable(t, "%s not built (run `make build`, or `make test` which builds it)", path)
 	}
-	if buildDir == "" {
-		dir, err := os.MkdirTemp("", "berth-test-bin-")
-		if err != nil {
-			t.Fatalf("creating build dir: %v", err)
-		}
-		buildDir = dir
+	if newer, ok := newestSource(); ok && newer.ModTime().After(info.ModTime()) {
+		Unavailable(t, "%s is older than %s (run `make build`)", path, newer.Name())
 	}
-	out := filepath.Join(buildDir, command)
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+command)
-	cmd.Dir = RepoRoot()
-	if output, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", command, err, strings.TrimSpace(string(output)))
+	return path
+}
+
+// Tool returns the path of a tool `make test-deps` builds for the tests
+// (the pinned, trimmed promtool), or marks the test unavailable.
+func Tool(t testing.TB, name string) string {
+	t.Helper()
+	path := filepath.Join(binDir(), "tools", name)
+	if _, err := os.Stat(path); err != nil {
+		Unavailable(t, "%s not built (run `make test-deps`, or `make test` which builds it)", path)
 	}
-	builtPaths[command] = out
-	return out
+	return path
+}
+
+var source struct {
+	once   sync.Once
+	newest fs.FileInfo
+}
+
+// newestSource finds the most recently changed file a binary is built from:
+// non-test Go files, go.mod, go.sum and the files commands embed (rules,
+// OpenAPI document). Test files, testdata, docs and build output are left
+// out.
+func newestSource() (fs.FileInfo, bool) {
+	source.once.Do(func() {
+		root := RepoRoot()
+		_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			name := d.Name()
+			if d.IsDir() {
+				if path != root && (strings.HasPrefix(name, ".") || name == "bin" || name == "data" || name == "docs" || name == "testdata" || name == "tests") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			switch {
+			case strings.HasSuffix(name, "_test.go"):
+				return nil
+			case strings.HasSuffix(name, ".go"), strings.HasSuffix(name, ".yml"), strings.HasSuffix(name, ".yaml"),
+				name == "go.mod", name == "go.sum":
+			default:
+				return nil
+			}
+			info, err := d.Info()
+			if err == nil && (source.newest == nil || info.ModTime().After(source.newest.ModTime())) {
+				source.newest = info
+			}
+			return nil
+		})
+	})
+	return source.newest, source.newest != nil
 }
