@@ -50,12 +50,37 @@ type ServerState struct {
 
 	// Missing names the signals (recording rules) that had no value.
 	Missing []string
+	// LastKnown names the signals whose values are the last ones the
+	// server published within the last hour, because it publishes none
+	// now (it went silent, or a collector fails). Fit refuses such a
+	// server as stale; quotas and build loads keep counting these values.
+	LastKnown []string
+	// ContainerUsage says where the container figures (Containers) come
+	// from: current samples, last-known ones, or nowhere. The snapshot
+	// source always sets it; the zero value (snapshots built in code)
+	// counts as Current.
+	ContainerUsage Provenance
 
 	// Silent is set when the server was seen within the last hour but did
 	// not answer its latest scrape: its identity rule stopped although its
 	// age may still look fresh. Its data is gone, so it counts as stale.
 	Silent bool
 }
+
+// Provenance says where a server's figures come from.
+type Provenance string
+
+// Provenances.
+const (
+	// Current: the server publishes them now.
+	Current Provenance = "current"
+	// LastKnown: the server stopped publishing them within the last hour;
+	// these are its last values. They keep counting (quotas, build loads)
+	// for as long as the server itself is counted.
+	LastKnown Provenance = "last_known"
+	// Unknown: no value, current or recent. Nothing may assume zero.
+	Unknown Provenance = "unknown"
+)
 
 // CPUState is CPU capacity and load.
 type CPUState struct {
@@ -104,10 +129,22 @@ type ContainerState struct {
 	UsedCPUCores       float64
 	WorkingSetBytes    float64
 	BuildsActive       int
+	// Managed is the share of the server's organization's quota usage:
+	// managed containers (deployed by the PaaS) only.
+	Managed ManagedUsage
 }
 
-// OrganizationUsage is one organization's usage as the recording rules see
-// it (reservations are added by the quota logic, not here).
+// ManagedUsage is what the managed running containers of one server
+// declare: limits summed, and counts of those without a limit.
+type ManagedUsage struct {
+	LimitedCPUCores    float64
+	LimitedMemoryBytes float64
+	UnlimitedCPU       int
+	UnlimitedMemory    int
+}
+
+// OrganizationUsage is one organization's usage summed over its servers
+// (OrganizationsOf); reservations are added by the quota logic, not here.
 type OrganizationUsage struct {
 	Name               string
 	Servers            int
@@ -119,4 +156,9 @@ type OrganizationUsage struct {
 	// ApplicationIDs lists the distinct application ids, so a check can
 	// tell whether a deployment adds a new application.
 	ApplicationIDs []string
+	// LastKnownServers are servers counted with their last-known usage
+	// (they stopped publishing it); UnknownServers are servers whose usage
+	// is not known at all. Both sorted.
+	LastKnownServers []string
+	UnknownServers   []string
 }

@@ -357,6 +357,27 @@ func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 	})
 
 	t.Run("StaleServerAges", func(t *testing.T) {
+		// Earlier subtests added and removed a container on app-2: both
+		// sources must see it back to its spec (one container of
+		// application 11) before it goes silent.
+		before := map[string]*placement.Snapshot{}
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			settled := true
+			for _, s := range []*Source{src, remote} {
+				if before[s.Mode()], err = s.Snapshots.Snapshot(ctx); err != nil {
+					t.Fatal(err)
+				}
+				st := before[s.Mode()].Servers["app-2"]
+				settled = settled && st.Containers.Running == 1 && fmt.Sprint(st.Applications) == "map[11:1]"
+			}
+			if settled {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("app-2 never came back to its spec")
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
 		stale := fleet.Server("app-2")
 		stale.SetAnswering(false)
 		defer stale.SetAnswering(true)
@@ -369,7 +390,8 @@ func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 					t.Fatal(err)
 				}
 				st := snap.Servers["app-2"]
-				if st != nil && st.Age > snap.Servers["app-1"].Age+3*time.Second && slices.Contains(st.Missing, "server:node_cpus:count") {
+				if st != nil && st.Age > snap.Servers["app-1"].Age+3*time.Second && slices.Contains(st.Missing, "server:node_cpus:count") &&
+					st.ContainerUsage == placement.LastKnown {
 					break
 				}
 				time.Sleep(500 * time.Millisecond)
@@ -389,8 +411,24 @@ func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 			if def := placement.DefaultPolicy(); !st.Silent || (st.Age < def.Freshness.Fresh && def.FreshnessOf(st) != placement.Stale) {
 				t.Errorf("%s: silent server (age %v): Silent %v, freshness %s; want silent and stale", s.Mode(), st.Age, st.Silent, def.FreshnessOf(st))
 			}
-			if app1 := snap.Servers["app-1"]; app1 == nil || app1.Silent {
-				t.Errorf("%s: answering server marked silent: %+v", s.Mode(), app1)
+			if app1 := snap.Servers["app-1"]; app1 == nil || app1.Silent || app1.ContainerUsage != placement.Current {
+				t.Errorf("%s: answering server marked silent or not current: %+v", s.Mode(), app1)
+			}
+			// Its containers still run: it keeps its last-known figures,
+			// and its organization's usage does not drop.
+			was := before[s.Mode()].Servers["app-2"]
+			wasC, isC := was.Containers, st.Containers
+			wasC.UsedCPUCores, wasC.WorkingSetBytes, isC.UsedCPUCores, isC.WorkingSetBytes = 0, 0, 0, 0 // they move
+			if st.ContainerUsage != placement.LastKnown || isC != wasC || wasC.Managed.LimitedCPUCores != 0.5 ||
+				st.CPU.Cores != 2 || fmt.Sprint(st.Applications) != "map[11:1]" ||
+				!slices.Contains(st.LastKnown, "server:node_cpus:count") {
+				t.Errorf("%s: silent server's last-known figures: usage %s, containers %+v (before %+v), cores %v, applications %v (before %v), last known %v",
+					s.Mode(), st.ContainerUsage, st.Containers, was.Containers, st.CPU.Cores, st.Applications, was.Applications, st.LastKnown)
+			}
+			want := *before[s.Mode()].Organizations["acme"]
+			want.LastKnownServers = []string{"app-2"}
+			if acme := snap.Organizations["acme"]; acme == nil || fmt.Sprint(*acme) != fmt.Sprint(want) {
+				t.Errorf("%s: acme usage with app-2 silent: %+v, want %+v", s.Mode(), acme, want)
 			}
 			staleReason(t, ctx, s.Mode(), s.Snapshots)
 		}

@@ -34,7 +34,8 @@ const (
 )
 
 // QueriesPerSnapshot is how many PromQL round trips one snapshot costs,
-// whatever the fleet size.
+// whatever the fleet size. The first snapshot after a server went silent
+// costs one more (lastKnownQueries: one per 50 newly silent servers).
 const QueriesPerSnapshot = 2
 
 // serverSignals maps each server recording rule placement reads to the
@@ -67,31 +68,47 @@ var serverSignals = map[string]func(*placement.ServerState, float64){
 	"server:container_cpu_usage_cores:rate5m":   func(s *placement.ServerState, v float64) { s.Containers.UsedCPUCores = v },
 	"server:container_memory_working_set:bytes": func(s *placement.ServerState, v float64) { s.Containers.WorkingSetBytes = v },
 	"server:berth_builds_active:sum":            func(s *placement.ServerState, v float64) { s.Containers.BuildsActive = int(v) },
+	"server:managed_container_spec_cpu_cores:sum": func(s *placement.ServerState, v float64) {
+		s.Containers.Managed.LimitedCPUCores = v
+	},
+	"server:managed_container_spec_memory_limit_bytes:sum": func(s *placement.ServerState, v float64) {
+		s.Containers.Managed.LimitedMemoryBytes = v
+	},
+	"server:managed_container_cpu_unlimited:count": func(s *placement.ServerState, v float64) {
+		s.Containers.Managed.UnlimitedCPU = int(v)
+	},
+	"server:managed_container_memory_unlimited:count": func(s *placement.ServerState, v float64) {
+		s.Containers.Managed.UnlimitedMemory = int(v)
+	},
 }
 
-// organizationSignals maps organization rules to OrganizationUsage fields.
-var organizationSignals = map[string]func(*placement.OrganizationUsage, float64){
-	"organization:berth_servers:count":                   func(o *placement.OrganizationUsage, v float64) { o.Servers = int(v) },
-	"organization:berth_applications:count":              func(o *placement.OrganizationUsage, v float64) { o.Applications = int(v) },
-	"organization:container_spec_cpu_cores:sum":          func(o *placement.OrganizationUsage, v float64) { o.LimitedCPUCores = v },
-	"organization:container_spec_memory_limit_bytes:sum": func(o *placement.OrganizationUsage, v float64) { o.LimitedMemoryBytes = v },
-	"organization:container_cpu_unlimited:count":         func(o *placement.OrganizationUsage, v float64) { o.UnlimitedCPU = int(v) },
-	"organization:container_memory_unlimited:count":      func(o *placement.OrganizationUsage, v float64) { o.UnlimitedMemory = int(v) },
+// containerSignals are the rules behind ServerState.Containers: their
+// provenance is the server's ContainerUsage.
+var containerSignals = []string{
+	"server:container_running:count",
+	"server:container_spec_cpu_cores:sum",
+	"server:container_spec_memory_limit_bytes:sum",
+	"server:container_cpu_unlimited:count",
+	"server:container_memory_unlimited:count",
+	"server:container_cpu_usage_cores:rate5m",
+	"server:container_memory_working_set:bytes",
+	"server:berth_builds_active:sum",
+	"server:managed_container_spec_cpu_cores:sum",
+	"server:managed_container_spec_memory_limit_bytes:sum",
+	"server:managed_container_cpu_unlimited:count",
+	"server:managed_container_memory_unlimited:count",
 }
 
-const (
-	orgApplicationsRule    = "organization_application:container_running:count"
-	serverApplicationsRule = "server_application:container_running:count"
-)
+// serverApplicationsRule lists the applications running on each server
+// (label application_id): organizations' application counts and the
+// release of confirmed reservations come from it.
+const serverApplicationsRule = "server_application:container_running:count"
 
 // rulesQuery is {__name__=~"name1|name2|…"} over every rule in the tables
 // above; Prometheus turns an alternation of literals into a set lookup.
 var rulesQuery = func() string {
-	names := []string{infoRule, answeringRule, orgApplicationsRule, serverApplicationsRule}
+	names := []string{infoRule, answeringRule, serverApplicationsRule}
 	for name := range serverSignals {
-		names = append(names, name)
-	}
-	for name := range organizationSignals {
 		names = append(names, name)
 	}
 	slices.Sort(names)
@@ -145,12 +162,17 @@ type Snapshotter struct {
 	cached   *placement.Snapshot
 	inflight *fetch
 
+	// lastKnown is what each silent server reported last, by server; only
+	// the (single-flight) fetch reads and writes it.
+	lastKnown map[string]lastKnown
+
 	queries  atomic.Uint64
 	fetches  atomic.Uint64
 	lastGood atomic.Int64 // unix nanos of the newest successful snapshot
 
-	duration prometheus.Histogram
-	up       prometheus.Gauge
+	duration        prometheus.Histogram
+	up              prometheus.Gauge
+	lastKnownErrors prometheus.Counter
 }
 
 type fetch struct {
@@ -184,6 +206,10 @@ func NewSnapshotter(q Querier, opts SnapshotterOptions, logger *slog.Logger, reg
 			Name: "berth_placement_source_up",
 			Help: "1 when the last snapshot query to Prometheus succeeded, 0 when it failed.",
 		}),
+		lastKnownErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "berth_placement_last_known_query_errors_total",
+			Help: "Failed queries for the last-known values of servers that stopped publishing; their usage then counts as unknown.",
+		}),
 	}
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "berth_placement_snapshot_age_seconds",
@@ -195,7 +221,7 @@ func NewSnapshotter(q Querier, opts SnapshotterOptions, logger *slog.Logger, reg
 		}
 		return s.now().Sub(since).Seconds()
 	})
-	for _, c := range []prometheus.Collector{s.duration, s.up, age} {
+	for _, c := range []prometheus.Collector{s.duration, s.up, s.lastKnownErrors, age} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering snapshot metrics: %w", err)
 		}
@@ -300,17 +326,76 @@ func (s *Snapshotter) fetch(ctx context.Context) (*placement.Snapshot, error) {
 	}
 	s.up.Set(1)
 	snap := assemble(taken, rulesVec, seenVec)
+	fillLastKnown(snap, s.lastKnownSamples(ctx, snap))
+	finish(snap)
 	s.lastGood.Store(taken.UnixNano())
 	return snap, nil
 }
 
+// lastKnownSamples returns what the snapshot's silent servers reported
+// last: kept from earlier snapshots while a server's last-seen time is the
+// same, read (lastKnownQueries) for the others. A failed read leaves those
+// servers' usage unknown (quotas then refuse rather than count it as
+// zero); it is counted, logged, and tried again on the next snapshot.
+func (s *Snapshotter) lastKnownSamples(ctx context.Context, snap *placement.Snapshot) []*model.Sample {
+	silent := silentServers(snap)
+	kept := make(map[string]lastKnown, len(silent))
+	missing := map[string]time.Time{}
+	for _, name := range silent {
+		at := snap.Servers[name].LastSeen
+		if k, ok := s.lastKnown[name]; ok && k.at.Equal(at) {
+			kept[name] = k
+		} else {
+			missing[name] = at
+		}
+	}
+	for _, q := range lastKnownQueries(missing) {
+		vec, err := s.query(ctx, q, snap.Taken)
+		if err != nil {
+			s.lastKnownErrors.Inc()
+			s.logger.Warn("reading the last-known values of servers that went silent failed; their usage counts as unknown",
+				"servers", len(missing), "err", err)
+			continue
+		}
+		for _, sample := range vec {
+			name := string(sample.Metric["server"])
+			if at, ok := missing[name]; ok {
+				k := kept[name]
+				k.at, k.samples = at, append(k.samples, sample)
+				kept[name] = k
+			}
+		}
+		for name, at := range missing {
+			// A server with nothing at its last-seen time is remembered
+			// too: asking again would give nothing again.
+			if _, ok := kept[name]; !ok {
+				kept[name] = lastKnown{at: at}
+			}
+		}
+	}
+	s.lastKnown = kept // fetches are single-flight: no other writer
+	var out []*model.Sample
+	for _, name := range silent {
+		out = append(out, kept[name].samples...)
+	}
+	return out
+}
+
+// addApplication records one server_application sample on st.
+func addApplication(st *placement.ServerState, m model.Metric, v float64) {
+	app := string(m["application_id"])
+	if app == "" || !(v > 0) {
+		return
+	}
+	if st.Applications == nil {
+		st.Applications = map[string]int{}
+	}
+	st.Applications[app] += int(v)
+}
+
 // assemble builds a Snapshot from the two query results.
 func assemble(taken time.Time, rulesVec, seenVec model.Vector) *placement.Snapshot {
-	snap := &placement.Snapshot{
-		Taken:         taken,
-		Servers:       map[string]*placement.ServerState{},
-		Organizations: map[string]*placement.OrganizationUsage{},
-	}
+	snap := &placement.Snapshot{Taken: taken, Servers: map[string]*placement.ServerState{}}
 	seen := map[*placement.ServerState]uint64{} // bitmask of signalBit
 	answering := map[string]bool{}
 	server := func(m model.Metric) *placement.ServerState {
@@ -321,14 +406,6 @@ func assemble(taken time.Time, rulesVec, seenVec model.Vector) *placement.Snapsh
 			snap.Servers[name] = st
 		}
 		return st
-	}
-	org := func(name string) *placement.OrganizationUsage {
-		o, ok := snap.Organizations[name]
-		if !ok {
-			o = &placement.OrganizationUsage{Name: name}
-			snap.Organizations[name] = o
-		}
-		return o
 	}
 	for _, sample := range rulesVec {
 		name := string(sample.Metric[model.MetricNameLabel])
@@ -347,12 +424,7 @@ func assemble(taken time.Time, rulesVec, seenVec model.Vector) *placement.Snapsh
 			st := server(sample.Metric)
 			if name == serverApplicationsRule {
 				// Not a signal fit needs: no application running is no series.
-				if app := string(sample.Metric["application_id"]); app != "" && v > 0 {
-					if st.Applications == nil {
-						st.Applications = map[string]int{}
-					}
-					st.Applications[app] += int(v)
-				}
+				addApplication(st, sample.Metric, v)
 				continue
 			}
 			if name == infoRule {
@@ -364,18 +436,6 @@ func assemble(taken time.Time, rulesVec, seenVec model.Vector) *placement.Snapsh
 			set(st, v)
 			seen[st] |= signalBit[name]
 			continue
-		}
-		orgName := string(sample.Metric["organization"])
-		if orgName == "" {
-			continue
-		}
-		if set, ok := organizationSignals[name]; ok {
-			set(org(orgName), v)
-		} else if name == orgApplicationsRule && v > 0 {
-			if app := string(sample.Metric["application_id"]); app != "" {
-				o := org(orgName)
-				o.ApplicationIDs = append(o.ApplicationIDs, app)
-			}
 		}
 	}
 	for _, sample := range seenVec {
@@ -403,10 +463,6 @@ func assemble(taken time.Time, rulesVec, seenVec model.Vector) *placement.Snapsh
 				st.Missing = append(st.Missing, rule)
 			}
 		}
-	}
-	for _, o := range snap.Organizations {
-		slices.Sort(o.ApplicationIDs)
-		o.ApplicationIDs = slices.Compact(o.ApplicationIDs)
 	}
 	return snap
 }

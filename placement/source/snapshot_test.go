@@ -46,12 +46,9 @@ func TestAssemble(t *testing.T) {
 		rule("server:node_memory_total:bytes", math.NaN(), id("b", "app", "")),
 		rule("server:ignored_by_placement:ratio", 5, full),
 		rule("server_mountpoint:node_filesystem_size:bytes", 5, full),
-		rule("organization:berth_servers:count", 1, []string{"organization", "acme"}),
+		// Organization rules are for dashboards and alerts: placement
+		// sums its servers' managed usage itself.
 		rule("organization:container_spec_cpu_cores:sum", 2.5, []string{"organization", "acme"}),
-		rule("organization:berth_servers:count", 3, nil), // no organization: ignored
-		rule(orgApplicationsRule, 2, []string{"organization", "acme", "application_id", "7"}),
-		rule(orgApplicationsRule, 1, []string{"organization", "acme", "application_id", "3"}),
-		rule(orgApplicationsRule, 0, []string{"organization", "acme", "application_id", "9"}),
 		rule(serverApplicationsRule, 2, append([]string{"application_id", "7"}, full...)),
 		rule(serverApplicationsRule, 1, append([]string{"application_id", "3"}, full...)),
 		rule(serverApplicationsRule, 0, append([]string{"application_id", "9"}, full...)),
@@ -63,6 +60,7 @@ func TestAssemble(t *testing.T) {
 		sample(float64(taken.Unix()-900), id("b", "build", "")...),
 	}
 	snap := assemble(taken, rulesVec, seen)
+	finish(snap)
 
 	a := snap.Servers["a"]
 	if a == nil || a.Role != "app" || a.Organization != "acme" {
@@ -103,7 +101,7 @@ func TestAssemble(t *testing.T) {
 		t.Errorf("servers: %v", snap.Servers)
 	}
 	acme := snap.Organizations["acme"]
-	if acme == nil || acme.Servers != 1 || acme.LimitedCPUCores != 2.5 || !slices.Equal(acme.ApplicationIDs, []string{"3", "7"}) {
+	if acme == nil || acme.Servers != 1 || acme.LimitedCPUCores != 2 || acme.Applications != 2 || !slices.Equal(acme.ApplicationIDs, []string{"3", "7"}) {
 		t.Errorf("acme: %+v", acme)
 	}
 	if len(snap.Organizations) != 1 {
@@ -140,7 +138,12 @@ func (f *fakeQuerier) Query(ctx context.Context, q string, ts time.Time) (model.
 	if q == lastSeenQuery {
 		return model.Vector{sample(float64(ts.Unix()), "server", "a", "role", "app")}, nil
 	}
-	return model.Vector{sample(4, "__name__", "server:node_cpus:count", "server", "a", "role", "app")}, nil
+	// An answering server: it costs no last-known query.
+	v := model.Vector{sample(1, "__name__", answeringRule, "server", "a", "role", "app")}
+	for name := range serverSignals {
+		v = append(v, sample(4, "__name__", name, "server", "a", "role", "app"))
+	}
+	return v, nil
 }
 
 func TestSnapshotterCachesSharesAndFails(t *testing.T) {
