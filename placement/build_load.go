@@ -9,6 +9,10 @@ import (
 type BuildLoad struct {
 	Server    string    `json:"server"`
 	Freshness Freshness `json:"freshness"`
+	// LastKnown is true when figures below are the server's last-known
+	// ones: it stopped publishing them within the last hour. Such a server
+	// takes no build (it is not fresh) and is never shown idle for it.
+	LastKnown bool `json:"last_known"`
 	// CPUPercent and MemoryPercent are the current (5m) CPU utilisation
 	// and the share of memory in use, 0..100.
 	CPUPercent    float64 `json:"cpu_percent"`
@@ -59,6 +63,7 @@ func (p *Policy) BuildLoadOf(s *ServerState, open []Reservation) BuildLoad {
 	l := BuildLoad{
 		Server:           s.Name,
 		Freshness:        p.FreshnessOf(s),
+		LastKnown:        len(s.LastKnown) > 0,
 		CPUPercent:       round2(100 * s.CPU.Utilisation),
 		ActiveInMetrics:  s.Containers.BuildsActive,
 		ConcurrentBuilds: p.Builds.ConcurrentBuildsFor(s.Name),

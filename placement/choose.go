@@ -37,6 +37,12 @@ type Request struct {
 	Fingerprint string `json:"-"`
 }
 
+// MinReservationTTL is the shortest reservation lifetime a request may ask
+// for. A reservation must outlive the answer that carries it and the
+// deployer's next call (confirm, start), and a build start must hold its
+// slot while the build runs; a TTL below this is a unit mistake (ms for s).
+const MinReservationTTL = 10 * time.Second
+
 // Validate checks the request against the policy and returns a
 // *FieldError naming the first bad field.
 func (r *Request) Validate(p *Policy) error {
@@ -45,12 +51,15 @@ func (r *Request) Validate(p *Policy) error {
 		return &FieldError{Field: "kind", Err: fmt.Errorf("must be %q or %q, got %q", KindDeployment, KindBuild, r.Kind)}
 	case r.Strategy != "" && !r.Strategy.Valid():
 		return &FieldError{Field: "strategy", Err: fmt.Errorf("must be %q or %q, got %q", StrategySpread, StrategyPack, r.Strategy)}
-	case r.TTL < 0:
-		return &FieldError{Field: "ttl", Err: fmt.Errorf("must not be negative, got %s", r.TTL)}
+	case r.TTL < 0 || r.TTL > 0 && r.TTL < MinReservationTTL:
+		return &FieldError{Field: "ttl", Err: fmt.Errorf("must be at least %s, got %s", MinReservationTTL, r.TTL)}
 	case r.TTL > p.Reservations.MaxTTL:
 		return &FieldError{Field: "ttl", Err: fmt.Errorf("must be at most %s (reservations.max_ttl), got %s", p.Reservations.MaxTTL, r.TTL)}
 	case r.Requirements.CPU < 0 || r.Requirements.Memory < 0 || r.Requirements.Disk < 0:
 		return &FieldError{Field: "requirements", Err: fmt.Errorf("must not be negative")}
+	}
+	if r.Candidates != nil && len(r.Candidates) == 0 {
+		return &FieldError{Field: "candidates", Err: fmt.Errorf("must not be empty (leave it out to consider the whole fleet)")}
 	}
 	for i, c := range r.Candidates {
 		if c == "" {

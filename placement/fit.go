@@ -242,18 +242,37 @@ func (p *Policy) appendFitResources(dst []DimensionFit, s *ServerState, req, res
 	// policy's and the server's own threshold, as Coolify alerts on the
 	// latter.
 	diskCap := s.Disk.SizeBytes
-	threshold := s.Disk.ThresholdRatio
-	if threshold <= 0 || threshold > 1 {
-		threshold = p.Fit.DefaultDiskThreshold
-	}
+	threshold, _ := p.DiskThreshold(s)
 	ceiling := math.Min(p.Fit.MaxUtilisation.Disk, threshold)
 	diskUsed := math.Max(diskCap-s.Disk.AvailableBytes, 0)
 	disk := dimension(DimensionDisk, float64(req.Disk), diskCap, diskCap*ceiling,
 		diskUsed, 0, float64(reserved.Disk), ReasonDiskThreshold)
-	if physical := s.Disk.AvailableBytes - float64(reserved.Disk); float64(req.Disk) > physical {
+	if physical := s.Disk.AvailableBytes - float64(reserved.Disk); !fitsWithin(DimensionDisk, float64(req.Disk), physical) {
 		disk.Fits, disk.Reason = false, ReasonInsufficientDisk
 	}
 	return append(dst, cpu, mem, disk)
+}
+
+// ThresholdSource says where a server's disk threshold comes from.
+type ThresholdSource string
+
+// Threshold sources.
+const (
+	// ThresholdFromServer: the server publishes its own threshold
+	// (berth_server_disk_usage_threshold_ratio).
+	ThresholdFromServer ThresholdSource = "server"
+	// ThresholdFromPolicy: it publishes none (or an invalid one), so the
+	// policy's fit.default_disk_threshold applies.
+	ThresholdFromPolicy ThresholdSource = "policy_default"
+)
+
+// DiskThreshold is the disk threshold fit uses for s (0..1) and where it
+// comes from.
+func (p *Policy) DiskThreshold(s *ServerState) (float64, ThresholdSource) {
+	if t := s.Disk.ThresholdRatio; t > 0 && t <= 1 {
+		return t, ThresholdFromServer
+	}
+	return p.Fit.DefaultDiskThreshold, ThresholdFromPolicy
 }
 
 func dimension(d Dimension, requested, capacity, usable, observed, allocated, reserved float64, reason Reason) DimensionFit {
@@ -269,7 +288,7 @@ func dimension(d Dimension, requested, capacity, usable, observed, allocated, re
 		Observed:  observed,
 		Allocated: allocated,
 		Reserved:  reserved,
-		Fits:      requested <= room,
+		Fits:      fitsWithin(d, requested, room),
 		room:      room,
 	}
 	if !f.Fits {

@@ -115,6 +115,7 @@ func (pl *Placer) PlaceWith(snap *Snapshot, req Request, d Decider) (*Decision, 
 	if snap == nil {
 		return nil, errors.New("no fleet snapshot")
 	}
+	req = p.normalize(req)
 	seed := rand.Uint64()
 	if req.IdempotencyKey != "" {
 		seed = SeedFromKey(req.IdempotencyKey)
@@ -159,10 +160,6 @@ func (pl *Placer) PlaceWith(snap *Snapshot, req Request, d Decider) (*Decision, 
 			}
 		}
 		if req.Reserve {
-			ttl := req.TTL
-			if ttl == 0 {
-				ttl = p.Reservations.DefaultTTL
-			}
 			state := StateActive
 			if req.Kind == KindBuild {
 				state = StateQueued
@@ -176,7 +173,7 @@ func (pl *Placer) PlaceWith(snap *Snapshot, req Request, d Decider) (*Decision, 
 				State:          state,
 				IdempotencyKey: req.IdempotencyKey,
 				Score:          dec.Score,
-				ExpiresAt:      tx.Now().Add(ttl),
+				ExpiresAt:      tx.Now().Add(req.TTL),
 			}, fp, dec)
 			if err != nil {
 				return err
@@ -192,16 +189,68 @@ func (pl *Placer) PlaceWith(snap *Snapshot, req Request, d Decider) (*Decision, 
 	return out, nil
 }
 
-// Check answers whether one named server can take req now, counting the
-// open reservations on it.
-func (pl *Placer) Check(snap *Snapshot, server string, kind Kind, req Resources) FitResult {
-	p := pl.policies.Policy()
-	reserved := ReservedByServer(pl.store.List())[server]
-	var s *ServerState
-	if snap != nil {
-		s = snap.Servers[server]
+// normalize fills in what a request leaves to the policy, so that two
+// requests that mean the same are decided alike and share a fingerprint:
+// the strategy, a reservation's TTL, and a deployment's charge (Charge).
+// Builds are charged their estimate as given: their CPU is the load
+// score's and the build cap's business unless the request names it.
+func (p *Policy) normalize(r Request) Request {
+	if r.Strategy == "" && r.Kind == KindDeployment {
+		r.Strategy = p.Scoring.Strategy
 	}
-	return p.FitServer(server, s, kind, req, reserved)
+	if r.Reserve && r.TTL == 0 {
+		r.TTL = p.Reservations.DefaultTTL
+	}
+	if r.Kind == KindDeployment {
+		r.Requirements = p.Charge(r.Requirements)
+	}
+	return r
+}
+
+// Check answers whether one named server can take req now by the decision
+// a placement would make: d decides over the same snapshot and open
+// reservations (a deployment decider over the server alone, the build
+// decider over the build servers) and the server's own line is read. So
+// check and place cannot disagree. Check reserves nothing and runs no
+// admission (quotas have their own check).
+func (pl *Placer) Check(snap *Snapshot, server string, req Request, d Decider) (FitResult, error) {
+	p := pl.policies.Policy()
+	req.Candidates, req.Reserve, req.TTL, req.IdempotencyKey = []string{server}, false, 0, ""
+	if err := req.Validate(p); err != nil {
+		return FitResult{}, err
+	}
+	if snap == nil {
+		return FitResult{}, errors.New("no fleet snapshot")
+	}
+	req = p.normalize(req)
+	var res FitResult
+	err := pl.store.View(func(tx *ReservationTx) error {
+		open := tx.Open()
+		if r, ok := resultFor(server, d.Decide(p, snap, &req, open, 0)); ok {
+			res = r
+			return nil
+		}
+		// Not considered (the build decider and a server that is not a
+		// build server): the feasibility pipeline says why.
+		res = p.FitServer(server, snap.Servers[server], req.Kind, req.Requirements, ReservedByServer(open)[server])
+		return nil
+	})
+	return res, err
+}
+
+// resultFor reads one server's line of a decision.
+func resultFor(server string, d *Decision) (FitResult, bool) {
+	for _, r := range d.Ranking {
+		if r.Server == server {
+			return FitResult{Server: server, Fits: true, Freshness: Fresh, Dimensions: r.Dimensions}, true
+		}
+	}
+	for _, r := range d.Rejected {
+		if r.Server == server {
+			return FitResult{Server: server, Freshness: r.Freshness, Reasons: r.Reasons, Dimensions: r.Dimensions}, true
+		}
+	}
+	return FitResult{}, false
 }
 
 // Confirm records that a reserved deployment runs; the reservation keeps

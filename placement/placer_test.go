@@ -52,7 +52,7 @@ func TestPlacerConcurrentReservationsExactlyFill(t *testing.T) {
 			if d, err := pl.Place(snap, look); err != nil || d.Reservation != nil {
 				t.Errorf("non-reserving placement: %+v, %v", d, err)
 			}
-			pl.Check(snap, "s1", KindDeployment, req.Requirements)
+			checkFit(t, pl, snap, "s1", req.Requirements)
 		}()
 	}
 	wg.Wait()
@@ -90,7 +90,7 @@ func TestPlacerConcurrentReservationsExactlyFill(t *testing.T) {
 		t.Errorf("store holds %d reservations", got)
 	}
 	// Every server is now at its limit for this size.
-	if r := pl.Check(snap, "s0", KindDeployment, req.Requirements); r.Fits || r.Reasons[0] != ReasonInsufficientCPU {
+	if r := checkFit(t, pl, snap, "s0", req.Requirements); r.Fits || r.Reasons[0] != ReasonInsufficientCPU {
 		t.Errorf("check after filling: %+v", r)
 	}
 }
@@ -247,11 +247,11 @@ func TestPlacerReservationsExpireAndFreeRoom(t *testing.T) {
 	if d, _ := pl.Place(snap, req); d.Chosen != "" {
 		t.Fatalf("second placement fit although the first holds the room: %+v", d)
 	}
-	if r := pl.Check(snap, "only", KindDeployment, Resources{CPU: 3}); r.Fits || r.Dimension(DimensionCPU).Reserved != 3 {
+	if r := checkFit(t, pl, snap, "only", Resources{CPU: 3}); r.Fits || r.Dimension(DimensionCPU).Reserved != 3 {
 		t.Errorf("check does not count the reservation: %+v", r)
 	}
 	c.Advance(time.Minute)
-	if r := pl.Check(snap, "only", KindDeployment, Resources{CPU: 3}); !r.Fits || r.Dimension(DimensionCPU).Reserved != 0 {
+	if r := checkFit(t, pl, snap, "only", Resources{CPU: 3}); !r.Fits || r.Dimension(DimensionCPU).Reserved != 0 {
 		t.Errorf("check still counts an expired reservation: %+v", r)
 	}
 	if d, _ := pl.Place(snap, Request{Kind: KindDeployment, Requirements: Resources{CPU: 3}}); d.Chosen != "only" {
@@ -268,7 +268,7 @@ func TestPlacerReservationsExpireAndFreeRoom(t *testing.T) {
 	if err != nil || !d.Reservation.ExpiresAt.Equal(c.Now().Add(10*time.Minute)) {
 		t.Errorf("default ttl: %+v, %v", d.Reservation, err)
 	}
-	if r := pl.Check(snap, "nope", KindDeployment, Resources{}); r.Reasons[0] != ReasonServerNotFound {
+	if r := checkFit(t, pl, snap, "nope", Resources{}); r.Reasons[0] != ReasonServerNotFound {
 		t.Errorf("check unknown server: %+v", r)
 	}
 }
@@ -290,4 +290,14 @@ func TestPlacerBuildReservationsQueued(t *testing.T) {
 	if _, err := pl.Place(nil, Request{Kind: KindDeployment}); err == nil {
 		t.Error("nil snapshot accepted")
 	}
+}
+
+// checkFit runs Placer.Check for a deployment with the deployment decider.
+func checkFit(t *testing.T, pl *Placer, snap *Snapshot, server string, req Resources) FitResult {
+	t.Helper()
+	r, err := pl.Check(snap, server, Request{Kind: KindDeployment, Requirements: req}, DeploymentDecider)
+	if err != nil {
+		t.Errorf("check %s: %v", server, err)
+	}
+	return r
 }

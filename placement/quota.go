@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // QuotaResource is one dimension of an organization quota, named as in the
@@ -49,9 +50,6 @@ func (r QuotaResource) format(v float64) string {
 	}
 	return strconv.FormatFloat(math.Round(v), 'f', -1, 64)
 }
-
-// cpuEpsilon absorbs float drift when comparing sums of cores with a limit.
-const cpuEpsilon = 1e-9
 
 // QuotaUsage is an amount per quota dimension: what an organization uses,
 // requests or would use.
@@ -165,7 +163,9 @@ type QuotaStatus struct {
 	Usage        QuotaUsage       `json:"usage"`
 	Limits       QuotaLimitValues `json:"limits"`
 	// Compliant is false when some dimension is over its limit (at the
-	// limit is compliant, as in Kubernetes).
+	// limit is compliant, as in Kubernetes), and when the usage of some
+	// server of the organization is unknown (Breakdown.UnknownServers):
+	// missing data never makes an organization compliant.
 	Compliant  bool             `json:"compliant"`
 	Violations []QuotaViolation `json:"violations"`
 	Breakdown  QuotaBreakdown   `json:"breakdown"`
@@ -197,6 +197,14 @@ type QuotaBreakdown struct {
 	// Disk is the root filesystems of the organization's servers
 	// (reported, not limited).
 	Disk QuotaDisk `json:"disk"`
+	// LastKnownServers are servers that stopped publishing their usage:
+	// they count with their last-known figures (within the last hour, as
+	// long as the server itself counts).
+	LastKnownServers []string `json:"last_known_servers"`
+	// UnknownServers are servers whose usage is not known at all; while
+	// one is listed, usage is a lower bound, the organization is not
+	// compliant and placements it would charge are refused.
+	UnknownServers []string `json:"unknown_servers"`
 }
 
 // QuotaContainers splits container usage into declared limits and the
@@ -228,19 +236,11 @@ type QuotaDisk struct {
 	SizeBytes int64 `json:"size_bytes"`
 }
 
-// QuotaCharge is what a deployment with requirements r counts against a
-// quota. A dimension requested as 0 runs without a limit and, once running,
-// is charged the policy's default request (fit.default_request), so it is
-// charged that already; disk is not a quota dimension.
-func (p *Policy) QuotaCharge(r Resources) (cpuCores float64, memoryBytes int64) {
-	cpuCores, memoryBytes = float64(r.CPU), int64(r.Memory)
-	if r.CPU == 0 {
-		cpuCores = float64(p.Fit.DefaultRequest.CPU)
-	}
-	if r.Memory == 0 {
-		memoryBytes = int64(p.Fit.DefaultRequest.Memory)
-	}
-	return cpuCores, memoryBytes
+// quotaCharge is what resources count against a quota: CPU and memory
+// (disk is not a quota dimension), charged by Policy.Charge.
+func (p *Policy) quotaCharge(r Resources) (cpuCores float64, memoryBytes int64) {
+	c := p.Charge(r)
+	return float64(c.CPU), int64(c.Memory)
 }
 
 // countsAgainstQuota reports whether a reservation is charged to its
@@ -292,6 +292,7 @@ func (p *Policy) QuotaStatus(snap *Snapshot, org string, open []Reservation) Quo
 	b.Servers = []string{}
 	b.ApplicationIDs = []string{}
 	b.Reserved.ApplicationIDs = []string{}
+	b.LastKnownServers, b.UnknownServers = []string{}, []string{}
 
 	var ou *OrganizationUsage
 	if snap != nil {
@@ -314,6 +315,8 @@ func (p *Policy) QuotaStatus(snap *Snapshot, org string, open []Reservation) Quo
 		st.Usage.Servers = max(ou.Servers, len(b.Servers))
 		st.Usage.Applications = ou.Applications
 		b.ApplicationIDs = append(b.ApplicationIDs, ou.ApplicationIDs...)
+		b.LastKnownServers = append(b.LastKnownServers, ou.LastKnownServers...)
+		b.UnknownServers = append(b.UnknownServers, ou.UnknownServers...)
 		c := &b.Containers
 		c.LimitedCPUCores = ou.LimitedCPUCores
 		c.LimitedMemoryBytes = int64(math.Round(ou.LimitedMemoryBytes))
@@ -332,7 +335,7 @@ func (p *Policy) QuotaStatus(snap *Snapshot, org string, open []Reservation) Quo
 		if !countsAgainstQuota(r) || r.Organization != org {
 			continue
 		}
-		cpu, mem := p.QuotaCharge(r.Resources)
+		cpu, mem := p.quotaCharge(r.Resources)
 		b.Reserved.Reservations++
 		b.Reserved.CPUCores += cpu
 		b.Reserved.MemoryBytes += mem
@@ -357,7 +360,7 @@ func (p *Policy) QuotaStatus(snap *Snapshot, org string, open []Reservation) Quo
 			Message: fmt.Sprintf("exceeded quota: %s, used: %s=%s, limited: %s=%s", org, r.word(), r.format(used), r.word(), r.format(limit)),
 		})
 	}
-	st.Compliant = len(st.Violations) == 0
+	st.Compliant = len(st.Violations) == 0 && len(b.UnknownServers) == 0
 	return st
 }
 
@@ -367,9 +370,11 @@ func (s *QuotaStatus) HasApplication(id string) bool {
 	return slices.Contains(s.Breakdown.ApplicationIDs, id) || slices.Contains(s.Breakdown.Reserved.ApplicationIDs, id)
 }
 
+// over compares exactly, as fit does: cores in whole nanocores, counts
+// and bytes as the whole numbers they are.
 func over(r QuotaResource, v, limit float64) bool {
 	if r == QuotaCPUCores {
-		return v > limit+cpuEpsilon
+		return nanocores(v) > nanocores(limit)
 	}
 	return v > limit
 }
@@ -385,7 +390,12 @@ type QuotaCheck struct {
 	Projected    QuotaUsage       `json:"projected"`
 	Limits       QuotaLimitValues `json:"limits"`
 	Exceeded     []QuotaExceeded  `json:"exceeded"`
-	// Messages holds one Kubernetes-worded line per exceeded dimension.
+	// UnknownServers are the organization's servers whose usage is not
+	// known (current or last-known): with a limit on what the deployment
+	// requests, the check cannot be made and the deployment is refused.
+	UnknownServers []string `json:"unknown_servers"`
+	// Messages holds one Kubernetes-worded line per exceeded dimension,
+	// and one naming the servers whose usage is unknown.
 	Messages []string `json:"messages"`
 }
 
@@ -410,15 +420,17 @@ type QuotaExceeded struct {
 // requested by a deployment; they are enforced by ExcessServers.
 func (p *Policy) CheckQuota(st *QuotaStatus, req Resources, newApplication bool) QuotaCheck {
 	c := QuotaCheck{Organization: st.Organization, Allowed: true, Usage: st.Usage, Limits: st.Limits,
-		Exceeded: []QuotaExceeded{}, Messages: []string{}}
-	c.Requested.CPUCores, c.Requested.MemoryBytes = p.QuotaCharge(req)
+		Exceeded: []QuotaExceeded{}, UnknownServers: []string{}, Messages: []string{}}
+	c.Requested.CPUCores, c.Requested.MemoryBytes = p.quotaCharge(req)
 	if newApplication {
 		c.Requested.Applications = 1
 	}
 	c.Projected = c.Usage.Add(c.Requested)
+	limited := false
 	for _, r := range QuotaResources {
 		requested := c.Requested.Get(r)
 		limit, ok := c.Limits.Get(r)
+		limited = limited || ok && requested > 0
 		if !ok || requested <= 0 || !over(r, c.Projected.Get(r), limit) {
 			continue
 		}
@@ -429,6 +441,15 @@ func (p *Policy) CheckQuota(st *QuotaStatus, req Resources, newApplication bool)
 		c.Exceeded = append(c.Exceeded, e)
 		c.Messages = append(c.Messages, e.Message)
 	}
-	c.Allowed = len(c.Exceeded) == 0
+	if unknown := st.Breakdown.UnknownServers; limited && len(unknown) > 0 {
+		c.UnknownServers = append(c.UnknownServers, unknown...)
+		c.Messages = append(c.Messages, unknownUsageMessage(st.Organization, unknown))
+	}
+	c.Allowed = len(c.Exceeded) == 0 && len(c.UnknownServers) == 0
 	return c
+}
+
+func unknownUsageMessage(org string, servers []string) string {
+	return fmt.Sprintf("quota usage of %s unknown: %s published no container usage within the last hour",
+		org, strings.Join(servers, ", "))
 }

@@ -30,6 +30,18 @@ func (e *QuotaExceededError) ErrorCode() string { return "quota_exceeded" }
 // ErrorDetails are the exceeded dimensions, for the API error's details.
 func (e *QuotaExceededError) ErrorDetails() any { return e.Exceeded }
 
+// QuotaUsageUnknownError is a placement refused because the usage of some
+// of the organization's servers is not known, so its quota cannot be
+// checked. Missing data is never taken as zero usage.
+type QuotaUsageUnknownError struct {
+	Organization string
+	Servers      []string
+}
+
+func (e *QuotaUsageUnknownError) Error() string {
+	return unknownUsageMessage(e.Organization, e.Servers)
+}
+
 // QuotaAdmission enforces organization quotas inside the Placer's critical
 // section: the usage it checks includes every open reservation the
 // decision saw, and the reservation it allows is written before the next
@@ -53,9 +65,12 @@ func QuotaAdmission() Admission {
 		st := in.Policy.QuotaStatus(in.Snapshot, req.Organization, in.Open)
 		newApp := req.ApplicationID != "" && !st.HasApplication(req.ApplicationID)
 		c := in.Policy.CheckQuota(&st, req.Requirements, newApp)
-		if c.Allowed {
+		switch {
+		case c.Allowed:
 			return nil
+		case len(c.Exceeded) > 0:
+			return &QuotaExceededError{Organization: req.Organization, Exceeded: c.Exceeded}
 		}
-		return &QuotaExceededError{Organization: req.Organization, Exceeded: c.Exceeded}
+		return &QuotaUsageUnknownError{Organization: req.Organization, Servers: c.UnknownServers}
 	})
 }

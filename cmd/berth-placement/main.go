@@ -53,6 +53,7 @@ func run(args []string) int {
 	var (
 		tokensFile  = app.Flag("web.bearer-tokens-file", "File with one bearer token per line; when set, every /api/v1 call, POST /-/reload and the embedded Prometheus API under /prometheus need 'Authorization: Bearer <token>'. Re-read on reload.").IsSetByUser(&tokensSet).String()
 		externalURL = app.Flag("web.external-url", "URL under which berth-placement is reached (used in alert links).").String()
+		readTimeout = app.Flag("web.read-timeout", "Maximum time to read a whole request, headers and body: a client that stalls is answered 400 and its connection closed.").Default("30s").Duration()
 		storagePath = app.Flag("storage.path", "Data directory: reservations, and the TSDB in embedded mode.").Default("data/").String()
 		resSync     = app.Flag("storage.reservations.sync-interval", "Reservations are written before every answer (a killed process loses none) and fsynced together at this interval (a power loss forgets at most this much). 0: fsync every change before answering (slower: a few hundred reserving placements per second).").Default("1s").Duration()
 		policyFile  = app.Flag("placement.policy-file", "Placement policy YAML (merged over the embedded defaults). Reloaded on SIGHUP and POST /-/reload.").IsSetByUser(&policySet).String()
@@ -94,6 +95,7 @@ func run(args []string) int {
 		nonNegativeDuration("placement.snapshot-ttl", *snapshotTTL),
 		nonNegativeDuration("storage.reservations.sync-interval", *resSync),
 		positiveDuration("placement.snapshot-timeout", *snapshotTO),
+		positiveDuration("web.read-timeout", *readTimeout),
 		positiveDuration("prometheus.timeout", *promTimeout),
 		hostPort("scrape.exporter-address", *exporterAddr),
 		eachNonEmpty("rules.file", *ruleFiles),
@@ -247,7 +249,10 @@ func run(args []string) int {
 		return fail("building the API", err)
 	}
 
-	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	// ReadTimeout bounds the body as well as the headers, so a stalled
+	// upload cannot hold a connection (and a handler) for ever; keep-alive
+	// connections may idle longer.
+	server := &http.Server{Handler: handler, ReadHeaderTimeout: min(10*time.Second, *readTimeout), ReadTimeout: *readTimeout, IdleTimeout: 2 * time.Minute}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- web.ListenAndServe(server, webConfig, logger) }()
 

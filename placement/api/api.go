@@ -84,6 +84,9 @@ type API struct {
 	routes  []route
 
 	openAPIJSON []byte
+	// buildExpected gives open build reservations' expected durations
+	// (the build records), for build decisions outside the build routes.
+	buildExpected func(id string) (time.Duration, bool)
 }
 
 // New builds the API and registers every route.

@@ -76,7 +76,7 @@ func testFleet() *placement.Snapshot {
 }
 
 type testEnv struct {
-	t       *testing.T
+	t       testing.TB
 	url     string
 	fleet   *fakeFleet
 	api     *API
@@ -112,7 +112,7 @@ func withPolicy(ps PolicySource) envOption {
 	return func(o *Options, _ *testEnv) { o.Policy = ps }
 }
 
-func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
+func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	e := &testEnv{t: t, fleet: &fakeFleet{snap: testFleet()}, reg: prometheus.NewRegistry(), dataDir: t.TempDir()}
 	store, err := placement.OpenReservationStore(e.dataDir, nil)

@@ -128,6 +128,7 @@ func (a *API) buildRoutes() []route {
 	if cfg.Records == nil {
 		cfg.Records, _ = placement.OpenBuildRecords("") // in memory: cannot fail
 	}
+	a.buildExpected = cfg.Records.Expected
 	b := &builds{
 		api:       a,
 		records:   cfg.Records,
@@ -202,11 +203,11 @@ func (b *builds) estimate(c echo.Context, req placement.BuildEstimateRequest) (p
 }
 
 func (b *builds) createBuildPlacement(c echo.Context) error {
-	raw, body, err := decodeBuildPlacement(c)
+	p := b.api.opts.Policy.Policy()
+	raw, body, err := decodeBuildPlacement(c, p)
 	if err != nil {
 		return err
 	}
-	p := b.api.opts.Policy.Policy()
 	if body.TTL != nil && !body.Reserve {
 		return invalidArgument("ttl", "ttl only applies with \"reserve\": true")
 	}
@@ -304,19 +305,25 @@ func (b *builds) createBuildPlacement(c echo.Context) error {
 // decodeBuildPlacement decodes and validates the body, returning the
 // fingerprint of what was asked (everything but the idempotency key) for
 // idempotent retries.
-func decodeBuildPlacement(c echo.Context) (string, BuildPlacementRequest, error) {
+func decodeBuildPlacement(c echo.Context, p *placement.Policy) (string, BuildPlacementRequest, error) {
 	var body BuildPlacementRequest
 	if err := decodeJSON(c, &body); err != nil {
 		return "", body, err
 	}
-	key := body.IdempotencyKey
-	body.IdempotencyKey = ""
-	canonical, err := json.Marshal(body)
+	// The fingerprint is of what the request means: everything but the
+	// key, with a reservation's TTL made explicit (a retry that spells out
+	// the default asks the same), and "" the same as absent (omitempty).
+	canonical := body
+	canonical.IdempotencyKey = ""
+	if canonical.Reserve && canonical.TTL == nil {
+		d := Duration(p.Reservations.DefaultTTL)
+		canonical.TTL = &d
+	}
+	raw, err := json.Marshal(canonical)
 	if err != nil {
 		return "", body, err
 	}
-	body.IdempotencyKey = key
-	sum := sha256.Sum256(canonical)
+	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:]), body, nil
 }
 
@@ -354,6 +361,9 @@ func (b *builds) startBuild(c echo.Context) error {
 }
 
 func (b *builds) finishBuild(c echo.Context) error {
+	if err := decodeNoBody(c); err != nil {
+		return err
+	}
 	id := c.Param("id")
 	store := b.api.opts.Placer.Store()
 	res, err := store.Get(id)

@@ -40,6 +40,25 @@ func decodeJSON(c echo.Context, v any) error {
 	return decodeBody(body, v)
 }
 
+// decodeNoBody is for endpoints that take no body (confirm, release,
+// finish): an empty body or an empty JSON object is accepted, anything else
+// is refused, so that a client sending fields it believes matter learns
+// that they do not, before any state changes.
+func decodeNoBody(c echo.Context) error {
+	var none struct{}
+	if err := decodeOptionalJSON(c, &none); err != nil {
+		var apiErr *Error
+		if errors.As(err, &apiErr) && apiErr.Status == http.StatusBadRequest {
+			apiErr.Message = "this endpoint takes no body (send none, or {}): " + apiErr.Message
+			if apiErr.Field == "" {
+				apiErr.Field = "body"
+			}
+		}
+		return err
+	}
+	return nil
+}
+
 // decodeBody is decodeJSON's pure half, separated so it can be fuzzed.
 func decodeBody(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {

@@ -56,14 +56,16 @@ func (d Duration) String() string { return model.Duration(d).String() }
 
 func durationOf(d Duration) time.Duration { return time.Duration(d) }
 
-// reservationTTL checks a request's optional ttl: positive and at most the
-// policy's reservations.max_ttl. 0 means "not given" (the caller's default).
+// reservationTTL checks a request's optional ttl: at least
+// placement.MinReservationTTL and at most the policy's
+// reservations.max_ttl. 0 means "not given" (the caller's default).
 func reservationTTL(ttl *Duration, p *placement.Policy) (time.Duration, error) {
 	if ttl == nil {
 		return 0, nil
 	}
-	if *ttl == 0 {
-		return 0, invalidArgument("ttl", "ttl must be positive (omit it for the default)")
+	if d := durationOf(*ttl); d < placement.MinReservationTTL {
+		return 0, invalidArgument("ttl", "ttl %s is below the minimum %s (omit it for the default %s)",
+			ttl.String(), Duration(placement.MinReservationTTL).String(), Duration(p.Reservations.DefaultTTL).String())
 	}
 	if d := durationOf(*ttl); d > p.Reservations.MaxTTL {
 		return 0, unprocessable("ttl", "ttl %s is above the policy's reservations.max_ttl %s", ttl.String(), Duration(p.Reservations.MaxTTL).String())

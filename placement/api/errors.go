@@ -18,10 +18,13 @@ const (
 	CodeUnauthenticated  = "unauthenticated"
 	CodePermissionDenied = "permission_denied"
 	CodeQuotaExceeded    = "quota_exceeded"
-	CodeConflict         = "conflict"
-	CodeTooLarge         = "request_too_large"
-	CodeUnavailable      = "unavailable"
-	CodeInternal         = "internal"
+	// CodeQuotaUsageUnknown: the usage of some server of the organization
+	// is not known, so its quota cannot be checked (503: retry later).
+	CodeQuotaUsageUnknown = "quota_usage_unknown"
+	CodeConflict          = "conflict"
+	CodeTooLarge          = "request_too_large"
+	CodeUnavailable       = "unavailable"
+	CodeInternal          = "internal"
 )
 
 // Error is an API error: an HTTP status and the body

@@ -16,6 +16,9 @@ type CheckRequest struct {
 	Requirements *placement.Resources `json:"requirements"`
 	// Kind is deployment (default) or build.
 	Kind placement.Kind `json:"kind,omitempty"`
+	// Organization, when given, is checked as a placement checks it: a
+	// server of another organization is refused (wrong_organization).
+	Organization string `json:"organization,omitempty"`
 }
 
 // CheckResponse is the fit of one server, with a one-line summary.
@@ -71,7 +74,11 @@ func (a *API) checkPlacement(c echo.Context) error {
 	if _, ok := snap.Servers[req.Server]; !ok {
 		return serverNotFound("server", req.Server)
 	}
-	fit := a.opts.Placer.Check(snap, req.Server, req.Kind, *req.Requirements)
+	fit, err := a.opts.Placer.Check(snap, req.Server,
+		placement.Request{Kind: req.Kind, Requirements: *req.Requirements, Organization: req.Organization}, a.decider(req.Kind))
+	if err != nil {
+		return placeError(err)
+	}
 	return c.JSON(http.StatusOK, CheckResponse{FitResult: fit, Summary: checkSummary(fit, req.Kind)})
 }
 
@@ -124,6 +131,9 @@ func (a *API) placementRequest(body *PlacementRequest) (placement.Request, error
 	if body.Requirements == nil {
 		return placement.Request{}, invalidArgument("requirements", "requirements is required, e.g. {\"cpu\": \"0.5\", \"memory\": \"512m\", \"disk\": \"1g\"}")
 	}
+	if body.Candidates != nil && len(body.Candidates) == 0 {
+		return placement.Request{}, invalidArgument("candidates", "candidates must not be empty (leave it out to consider the whole fleet)")
+	}
 	if len(body.Candidates) > maxCandidates {
 		return placement.Request{}, invalidArgument("candidates", "at most %d candidates, got %d", maxCandidates, len(body.Candidates))
 	}
@@ -151,10 +161,24 @@ func (a *API) placementRequest(body *PlacementRequest) (placement.Request, error
 	return req, nil
 }
 
+// decider is the decision placements of kind are made with.
+func (a *API) decider(kind placement.Kind) placement.Decider {
+	if kind == placement.KindBuild {
+		return &placement.BuildDecider{Expected: a.buildExpected}
+	}
+	return placement.DeploymentDecider
+}
+
 // placeError maps the Placer's errors to API errors.
 func placeError(err error) error {
-	var fieldErr *placement.FieldError
+	var (
+		fieldErr *placement.FieldError
+		unknown  *placement.QuotaUsageUnknownError
+	)
 	switch {
+	case errors.As(err, &unknown):
+		return &Error{Status: http.StatusServiceUnavailable, Code: CodeQuotaUsageUnknown, Field: "organization", Message: err.Error(),
+			Details: map[string]any{"organization": unknown.Organization, "unknown_servers": unknown.Servers}}
 	case errors.As(err, &fieldErr):
 		return invalidArgument(fieldErr.Field, "%s", fieldErr.Error())
 	case errors.Is(err, placement.ErrIdempotencyConflict):

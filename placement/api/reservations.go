@@ -30,6 +30,9 @@ func (a *API) listReservations(c echo.Context) error {
 }
 
 func (a *API) confirmReservation(c echo.Context) error {
+	if err := decodeNoBody(c); err != nil {
+		return err
+	}
 	r, err := a.opts.Placer.Confirm(c.Param("id"))
 	if err != nil {
 		return reservationError(err)
@@ -38,6 +41,9 @@ func (a *API) confirmReservation(c echo.Context) error {
 }
 
 func (a *API) deleteReservation(c echo.Context) error {
+	if err := decodeNoBody(c); err != nil {
+		return err
+	}
 	r, err := a.opts.Placer.Store().Release(c.Param("id"))
 	if err != nil {
 		return reservationError(err)

@@ -46,6 +46,12 @@ type ServerView struct {
 	Headroom *placement.Resources `json:"headroom"`
 	// Missing names recording rules that had no value for the server.
 	Missing []string `json:"missing_signals"`
+	// LastKnown names the signals shown with their last-known values: the
+	// server stopped publishing them within the last hour.
+	LastKnown []string `json:"last_known_signals"`
+	// ContainerUsage says where the container figures come from:
+	// current, last_known or unknown.
+	ContainerUsage placement.Provenance `json:"container_usage"`
 }
 
 // FreshnessView is how current the server's data is.
@@ -75,11 +81,14 @@ type MemoryView struct {
 
 // DiskView is the seed's disk block, for the root filesystem.
 type DiskView struct {
-	TotalGB          float64 `json:"total_gb"`
-	UsedGB           float64 `json:"used_gb"`
-	AvailableGB      float64 `json:"available_gb"`
-	UsagePercent     float64 `json:"usage_percent"`
-	ThresholdPercent float64 `json:"threshold_percent"`
+	TotalGB      float64 `json:"total_gb"`
+	UsedGB       float64 `json:"used_gb"`
+	AvailableGB  float64 `json:"available_gb"`
+	UsagePercent float64 `json:"usage_percent"`
+	// ThresholdPercent is the threshold fit applies; ThresholdSource says
+	// whether the server publishes it or the policy's default applies.
+	ThresholdPercent float64                   `json:"threshold_percent"`
+	ThresholdSource  placement.ThresholdSource `json:"threshold_source"`
 }
 
 // NetworkView is the seed's network block: totals since boot, rates and
@@ -177,10 +186,9 @@ func serverView(p *placement.Policy, s *placement.ServerState, reserved placemen
 			PeakUsedMB:  round2(s.Memory.PeakUsedBytes / mib),
 		},
 		Disk: DiskView{
-			TotalGB:          round2(s.Disk.SizeBytes / gib),
-			UsedGB:           round2((s.Disk.SizeBytes - s.Disk.AvailableBytes) / gib),
-			AvailableGB:      round2(s.Disk.AvailableBytes / gib),
-			ThresholdPercent: percent(s.Disk.ThresholdRatio),
+			TotalGB:     round2(s.Disk.SizeBytes / gib),
+			UsedGB:      round2((s.Disk.SizeBytes - s.Disk.AvailableBytes) / gib),
+			AvailableGB: round2(s.Disk.AvailableBytes / gib),
 		},
 		Network: NetworkView{
 			RxBytes:          s.Network.ReceiveBytesTotal,
@@ -197,11 +205,21 @@ func serverView(p *placement.Policy, s *placement.ServerState, reserved placemen
 			WorkingSetMB:    round2(s.Containers.WorkingSetBytes / mib),
 			BuildsActive:    s.Containers.BuildsActive,
 		},
-		Reserved: reserved,
-		Missing:  s.Missing,
+		Reserved:       reserved,
+		Missing:        s.Missing,
+		LastKnown:      s.LastKnown,
+		ContainerUsage: s.ContainerUsage,
 	}
+	if v.ContainerUsage == "" {
+		v.ContainerUsage = placement.Current
+	}
+	threshold, source := p.DiskThreshold(s)
+	v.Disk.ThresholdPercent, v.Disk.ThresholdSource = percent(threshold), source
 	if v.Missing == nil {
 		v.Missing = []string{}
+	}
+	if v.LastKnown == nil {
+		v.LastKnown = []string{}
 	}
 	if s.Memory.TotalBytes > 0 {
 		v.Memory.UsagePercent = percent(1 - s.Memory.AvailableBytes/s.Memory.TotalBytes)
