@@ -14,7 +14,7 @@ COMMANDS  := berth-exporter berth-placement berth-fleetsim
 TOOLS     := $(BIN)/tools
 PROMTOOL  := $(TOOLS)/promtool
 
-.PHONY: all build run demo test test-deps bench lint lint-rules clean
+.PHONY: all build run demo test test-deps bench fuzz lint lint-rules clean
 
 all: lint build
 
@@ -59,6 +59,17 @@ bench: test-deps
 	$(GO) test -run '^$$' -bench Containers100 -benchtime 5x -timeout 20m ./exporter/containers/
 	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 20m ./placement/bench/
 	$(GO) test -run '^$$' -bench SnapshotEmbedded -benchtime 5x -timeout 20m ./placement/source/
+
+# Runs every Go fuzz target (func FuzzXxx) for FUZZTIME each. `make test`
+# runs their seed corpora (testdata/fuzz/ included) as regression tests.
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "make: fuzzing $$f ($$pkg) for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
 
 lint:
 	@out=$$(gofmt -l .); \
