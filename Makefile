@@ -14,7 +14,7 @@ COMMANDS  := berth-exporter berth-placement berth-fleetsim
 TOOLS     := $(BIN)/tools
 PROMTOOL  := $(TOOLS)/promtool
 
-.PHONY: all build run demo test test-deps bench fuzz lint lint-rules clean
+.PHONY: all build run demo test test-deps bench fuzz docs lint lint-rules clean
 
 all: lint build
 
@@ -59,6 +59,12 @@ bench: test-deps
 	$(GO) test -run '^$$' -bench Containers100 -benchtime 5x -timeout 20m ./exporter/containers/
 	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 20m ./placement/bench/
 	$(GO) test -run '^$$' -bench SnapshotEmbedded -benchtime 5x -timeout 20m ./placement/source/
+
+# Writes the command-line reference (docs/cli/) from the commands' own
+# kingpin models; a test fails when it is not current.
+docs: build
+	@for c in $(COMMANDS); do $(BIN)/$$c --write-documentation > docs/cli/$$c.md || exit 1; done
+	@echo "make: wrote docs/cli/ for $(COMMANDS)"
 
 # Runs every Go fuzz target (func FuzzXxx) for FUZZTIME each. `make test`
 # runs their seed corpora (testdata/fuzz/ included) as regression tests.

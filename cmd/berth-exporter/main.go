@@ -27,6 +27,7 @@ import (
 	"github.com/berth-dev/berth/exporter/containers"
 	"github.com/berth-dev/berth/exporter/identity"
 	"github.com/berth-dev/berth/exporter/system"
+	"github.com/berth-dev/berth/internal/clidoc"
 )
 
 // healthPath answers 200 while the process runs.
@@ -49,6 +50,7 @@ func run(args []string) int {
 	identity.Register(registry)
 	system.Register(registry)
 	containers.Register(registry)
+	clidoc.AddFlag(app)
 
 	if _, err := app.Parse(args); err != nil {
 		return refuse(nameFlag(app, args, err))

@@ -20,6 +20,7 @@ import (
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 
+	"github.com/berth-dev/berth/internal/clidoc"
 	"github.com/berth-dev/berth/placement/fleetsim"
 )
 
@@ -48,6 +49,7 @@ func run(args []string) int {
 	promslogflag.AddFlags(app, logConfig)
 	app.Version(version.Print("berth-fleetsim"))
 	app.HelpFlag.Short('h')
+	clidoc.AddFlag(app)
 	if _, err := app.Parse(args); err != nil {
 		fmt.Fprintf(os.Stderr, "berth-fleetsim: error: %v\n", err)
 		return 2

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
+	"github.com/berth-dev/berth/internal/clidoc"
 	"github.com/berth-dev/berth/placement"
 	"github.com/berth-dev/berth/placement/api"
 	"github.com/berth-dev/berth/placement/source"
@@ -86,6 +87,7 @@ func run(args []string) int {
 	promslogflag.AddFlags(app, logConfig)
 	app.Version(version.Print("berth-placement"))
 	app.HelpFlag.Short('h')
+	clidoc.AddFlag(app)
 	if _, err := app.Parse(args); err != nil {
 		fmt.Fprintf(os.Stderr, "berth-placement: error: %v\n", err)
 		return 2
