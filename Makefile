@@ -58,7 +58,7 @@ bench: test-deps
 	$(GO) test -run '^$$' -bench . -benchtime 500x -timeout 20m ./exporter/system/
 	$(GO) test -run '^$$' -bench Containers100 -benchtime 5x -timeout 20m ./exporter/containers/
 	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 20m ./placement/bench/
-	$(GO) test -run '^$$' -bench SnapshotEmbedded -benchtime 5x -timeout 20m ./placement/source/
+	$(GO) test -run '^$$' -bench SnapshotEmbedded -benchtime 5x -timeout 20m ./placement/promsource/
 
 # Writes the command-line reference (docs/cli/) from the commands' own
 # kingpin models; a test fails when it is not current.

@@ -182,7 +182,7 @@ type BuildUsage struct {
 func (u BuildUsage) known() bool { return u.PeakMemoryBytes > 0 }
 
 // BuildHistory looks up what Prometheus holds about a finished build.
-// placement/source implements it over PromQL.
+// placement/promsource implements it over PromQL.
 type BuildHistory interface {
 	// BuildUsage returns the build's usage; ok is false when Prometheus
 	// holds no build container for it.

@@ -30,7 +30,8 @@ import (
 	"github.com/berth-dev/berth/internal/clidoc"
 	"github.com/berth-dev/berth/placement"
 	"github.com/berth-dev/berth/placement/api"
-	"github.com/berth-dev/berth/placement/source"
+	"github.com/berth-dev/berth/placement/embedded"
+	"github.com/berth-dev/berth/placement/promsource"
 )
 
 // prometheusAPIPrefix is where the embedded Prometheus's read API is
@@ -58,11 +59,11 @@ func run(args []string) int {
 		storagePath = app.Flag("storage.path", "Data directory: reservations, and the TSDB in embedded mode.").Default("data/").String()
 		resSync     = app.Flag("storage.reservations.sync-interval", "Reservations are written before every answer (a killed process loses none) and fsynced together at this interval (a power loss forgets at most this much). 0: fsync every change before answering (slower: a few hundred reserving placements per second).").Default("1s").Duration()
 		policyFile  = app.Flag("placement.policy-file", "Placement policy YAML (merged over the embedded defaults). Reloaded on SIGHUP and POST /-/reload.").IsSetByUser(&policySet).String()
-		snapshotTTL = app.Flag("placement.snapshot-ttl", "How long one fleet snapshot answers requests (0s: every request queries).").Default(source.DefaultSnapshotTTL.String()).Duration()
-		snapshotTO  = app.Flag("placement.snapshot-timeout", "Deadline of one fleet snapshot (all its queries).").Default(source.DefaultSnapshotTimeout.String()).Duration()
+		snapshotTTL = app.Flag("placement.snapshot-ttl", "How long one fleet snapshot answers requests (0s: every request queries).").Default(promsource.DefaultSnapshotTTL.String()).Duration()
+		snapshotTO  = app.Flag("placement.snapshot-timeout", "Deadline of one fleet snapshot (all its queries).").Default(promsource.DefaultSnapshotTimeout.String()).Duration()
 
 		promURL      = app.Flag("prometheus.url", "Remote mode: base URL of a Prometheus-API backend with Berth's recording rules loaded. Not set: embedded Prometheus.").IsSetByUser(&promURLSet).String()
-		promTimeout  = app.Flag("prometheus.timeout", "Remote mode: timeout of each query.").Default(source.DefaultRemoteTimeout.String()).Duration()
+		promTimeout  = app.Flag("prometheus.timeout", "Remote mode: timeout of each query.").Default(promsource.DefaultRemoteTimeout.String()).Duration()
 		promHTTPFile = app.Flag("prometheus.http-config.file", "Remote mode: Prometheus http_config file (authorization, basic_auth, oauth2, tls_config, proxy). Excludes the flags below.").String()
 		promBearer   = app.Flag("prometheus.bearer-token-file", "Remote mode: file holding a bearer token.").String()
 		promUser     = app.Flag("prometheus.basic-auth.username", "Remote mode: basic auth user.").String()
@@ -74,14 +75,14 @@ func run(args []string) int {
 		promInsecure = app.Flag("prometheus.tls.insecure-skip-verify", "Remote mode: do not verify the server certificate.").Bool()
 
 		scrapeConfig = app.Flag("scrape.config-file", "Embedded mode: Prometheus configuration file (global, scrape_configs, rule_files). Default: scrape the local berth-exporter and berth-placement itself.").IsSetByUser(&scrapeConfigSet).String()
-		exporterAddr = app.Flag("scrape.exporter-address", "Embedded mode, default scrape config: address of the local berth-exporter.").Default(source.DefaultExporterAddress).String()
+		exporterAddr = app.Flag("scrape.exporter-address", "Embedded mode, default scrape config: address of the local berth-exporter.").Default(embedded.DefaultExporterAddress).String()
 		ruleFiles    = app.Flag("rules.file", "Embedded mode: rule files (globs allowed; repeatable) instead of the rules shipped with Berth.").Strings()
 		amURL        = app.Flag("alertmanager.url", "Embedded mode: Alertmanager that receives firing alerts.").String()
-		queryTimeout = app.Flag("query.timeout", "Embedded mode: maximum time a PromQL query may take.").Default(source.DefaultQueryTimeout.String()).Duration()
-		maxSamples   = app.Flag("query.max-samples", "Embedded mode: maximum samples a query may load.").Default(fmt.Sprint(source.DefaultMaxSamples)).Int()
+		queryTimeout = app.Flag("query.timeout", "Embedded mode: maximum time a PromQL query may take.").Default(embedded.DefaultQueryTimeout.String()).Duration()
+		maxSamples   = app.Flag("query.max-samples", "Embedded mode: maximum samples a query may load.").Default(fmt.Sprint(embedded.DefaultMaxSamples)).Int()
 	)
 	// Prometheus-style durations ("15d"), which time.Duration flags refuse.
-	retention := model.Duration(source.DefaultRetention)
+	retention := model.Duration(embedded.DefaultRetention)
 	app.Flag("storage.retention", "Embedded mode: how long samples are kept.").Default(retention.String()).SetValue(&retention)
 	logConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, logConfig)
@@ -152,7 +153,7 @@ func run(args []string) int {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 
-	src, err := source.Open(source.Config{
+	src, err := promsource.Open(promsource.Config{
 		PrometheusURL:         *promURL,
 		RemoteTimeout:         *promTimeout,
 		HTTPConfigFile:        *promHTTPFile,
@@ -164,7 +165,7 @@ func run(args []string) int {
 		TLSKeyFile:            *promKey,
 		TLSServerName:         *promSNI,
 		TLSInsecureSkipVerify: *promInsecure,
-		Embedded: source.EmbeddedConfig{
+		Embedded: embedded.Config{
 			StoragePath:     filepath.Join(*storagePath, "tsdb"),
 			Retention:       time.Duration(retention),
 			ConfigFile:      *scrapeConfig,
@@ -244,7 +245,7 @@ func run(args []string) int {
 		Version:    version.Info(),
 		Builds: &api.BuildsConfig{
 			Records: buildRecords,
-			History: source.NewBuildHistory(src.Querier, 0, 0),
+			History: promsource.NewBuildHistory(src.Querier, 0, 0),
 		},
 	})
 	if err != nil {
@@ -291,11 +292,11 @@ func run(args []string) int {
 // own /metrics: the first listen address, with a wildcard host made local.
 func selfAddress(flags *web.FlagConfig) string {
 	if flags == nil || flags.WebListenAddresses == nil || len(*flags.WebListenAddresses) == 0 {
-		return source.DefaultSelfAddress
+		return embedded.DefaultSelfAddress
 	}
 	host, port, err := net.SplitHostPort((*flags.WebListenAddresses)[0])
 	if err != nil {
-		return source.DefaultSelfAddress
+		return embedded.DefaultSelfAddress
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "localhost"

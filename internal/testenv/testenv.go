@@ -7,6 +7,7 @@ package testenv
 import (
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/prometheus/common/promslog"
 )
 
 // Required reports whether integration tests must run (CI).
@@ -136,4 +139,13 @@ func newestSource() (fs.FileInfo, bool) {
 		})
 	})
 	return source.newest, source.newest != nil
+}
+
+// Logger is a logger for components under test: silent, or logging to
+// stderr with -v.
+func Logger(testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return promslog.New(&promslog.Config{})
+	}
+	return promslog.NewNopLogger()
 }

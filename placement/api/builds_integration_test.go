@@ -20,7 +20,8 @@ import (
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/placement"
 	"github.com/berth-dev/berth/placement/fleetsim"
-	"github.com/berth-dev/berth/placement/source"
+	"github.com/berth-dev/berth/placement/embedded"
+	"github.com/berth-dev/berth/placement/promsource"
 	berthrules "github.com/berth-dev/berth/rules"
 )
 
@@ -44,7 +45,7 @@ func shrunkRules(t *testing.T) string {
 // targets (every second) with the shipped rules.
 type liveBuildAPI struct {
 	*testEnv
-	src *source.Source
+	src *promsource.Source
 }
 
 func startLiveBuildAPI(t *testing.T, targets []string) *liveBuildAPI {
@@ -64,8 +65,8 @@ func startLiveBuildAPI(t *testing.T, targets []string) *liveBuildAPI {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	src, err := source.Open(source.Config{
-		Embedded:    source.EmbeddedConfig{StoragePath: filepath.Join(dir, "tsdb"), ConfigFile: cfg, RuleFiles: []string{shrunkRules(t)}},
+	src, err := promsource.Open(promsource.Config{
+		Embedded:    embedded.Config{StoragePath: filepath.Join(dir, "tsdb"), ConfigFile: cfg, RuleFiles: []string{shrunkRules(t)}},
 		SnapshotTTL: 200 * time.Millisecond,
 	}, logger, prometheus.NewRegistry())
 	if err != nil {
@@ -91,7 +92,7 @@ func startLiveBuildAPI(t *testing.T, targets []string) *liveBuildAPI {
 	a, err := New(Options{
 		Logger: logger, Snapshots: src.Snapshots, Policy: policies, Placer: placement.NewPlacer(policies, store),
 		Registerer: reg, Gatherer: reg,
-		Builds: &BuildsConfig{Records: records, History: source.NewBuildHistory(src.Querier, 5*time.Second, 0)},
+		Builds: &BuildsConfig{Records: records, History: promsource.NewBuildHistory(src.Querier, 5*time.Second, 0)},
 	})
 	if err != nil {
 		t.Fatal(err)

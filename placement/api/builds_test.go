@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/berth-dev/berth/placement"
-	"github.com/berth-dev/berth/placement/source"
+	"github.com/berth-dev/berth/placement/promsource"
 )
 
 // buildFleet: three fresh build servers with different loads and an app
@@ -321,7 +321,7 @@ func TestBuildHistoryQuery(t *testing.T) {
 		{Metric: model.Metric{"signal": "cpu"}, Value: 90},
 		{Metric: model.Metric{"signal": "cores"}, Value: 4},
 	}}
-	h := source.NewBuildHistory(q, time.Second, 0)
+	h := promsource.NewBuildHistory(q, time.Second, 0)
 	u, ok, err := h.BuildUsage(context.Background(), b)
 	if err != nil || !ok || u != (placement.BuildUsage{PeakMemoryBytes: 3e8, CPUSeconds: 90, ServerCores: 4}) {
 		t.Fatalf("usage %+v %v %v", u, ok, err)

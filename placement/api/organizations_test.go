@@ -22,7 +22,8 @@ import (
 
 	"github.com/berth-dev/berth/placement"
 	"github.com/berth-dev/berth/placement/fleetsim"
-	"github.com/berth-dev/berth/placement/source"
+	"github.com/berth-dev/berth/placement/embedded"
+	"github.com/berth-dev/berth/placement/promsource"
 	berthrules "github.com/berth-dev/berth/rules"
 )
 
@@ -363,8 +364,8 @@ func TestIntegrationOrganizationsFleetsim(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.DiscardHandler)
-	src, err := source.Open(source.Config{
-		Embedded: source.EmbeddedConfig{StoragePath: filepath.Join(dir, "tsdb"), ConfigFile: promConfig,
+	src, err := promsource.Open(promsource.Config{
+		Embedded: embedded.Config{StoragePath: filepath.Join(dir, "tsdb"), ConfigFile: promConfig,
 			RuleFiles: []string{shortWindowRules(t)}},
 		SnapshotTTL: 200 * time.Millisecond,
 	}, logger, reg)

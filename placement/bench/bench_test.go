@@ -24,13 +24,14 @@ import (
 
 	"github.com/berth-dev/berth/placement"
 	"github.com/berth-dev/berth/placement/fleetsim"
-	"github.com/berth-dev/berth/placement/source"
+	"github.com/berth-dev/berth/placement/embedded"
+	"github.com/berth-dev/berth/placement/promsource"
 	berthrules "github.com/berth-dev/berth/rules"
 )
 
 // Fleet and store settings. The scrape interval is shorter than
 // production's 15s so the fleet is complete within half a minute; the shipped
-// rules' windows shrink to match (as placement/source's tests do), so the
+// rules' windows shrink to match (as placement/promsource's tests do), so the
 // rates read plausible values after a few scrapes. 10s keeps the ingestion
 // of 1000 simulated servers from saturating the 2-core machine while the
 // decisions are measured.
@@ -56,7 +57,7 @@ const reservationTTL = 250 * time.Millisecond
 type stack struct {
 	servers  int
 	names    []string // every simulated server, for the naive strategy
-	embedded *source.Embedded
+	embedded *embedded.Prometheus
 }
 
 func startStack(b *testing.B, n int) *stack {
@@ -86,7 +87,7 @@ func startStack(b *testing.B, n int) *stack {
 	if err := os.WriteFile(cfg, []byte(fleetsim.ScrapeConfig("fleet", sd, scrapeInterval)), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	e, err := source.NewEmbedded(source.EmbeddedConfig{
+	e, err := embedded.New(embedded.Config{
 		StoragePath: filepath.Join(dir, "tsdb"), ConfigFile: cfg,
 		RuleFiles: []string{filepath.Join(rulesDir, "*.rules.yml")},
 	}, promslog.NewNopLogger(), prometheus.NewRegistry())
@@ -115,7 +116,7 @@ func writeRules(dir string) error {
 // fit needs, so decisions compare real numbers.
 func (st *stack) waitFresh(b *testing.B) {
 	b.Helper()
-	s, err := source.NewSnapshotter(st.embedded, source.SnapshotterOptions{}, promslog.NewNopLogger(), prometheus.NewRegistry())
+	s, err := promsource.NewSnapshotter(st.embedded, promsource.SnapshotterOptions{}, promslog.NewNopLogger(), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -159,14 +160,14 @@ type decider interface {
 // Placer.Place with a reservation, organization quotas admitted inside the
 // critical section.
 type berth struct {
-	snaps   *source.Snapshotter
+	snaps   *promsource.Snapshotter
 	placer  *placement.Placer
 	reserve bool
 }
 
 func newBerth(b *testing.B, st *stack, ttl time.Duration, reserve bool) *berth {
 	b.Helper()
-	snaps, err := source.NewSnapshotter(st.embedded, source.SnapshotterOptions{TTL: ttl}, promslog.NewNopLogger(), prometheus.NewRegistry())
+	snaps, err := promsource.NewSnapshotter(st.embedded, promsource.SnapshotterOptions{TTL: ttl}, promslog.NewNopLogger(), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -209,7 +210,7 @@ func (s *berth) queries() uint64 { return s.snaps.Queries() }
 // freshness check, no declared allocations and no reservations: it is only
 // here to be timed.
 type naive struct {
-	q       source.Querier
+	q       promsource.Querier
 	names   []string
 	counter atomic.Uint64
 }
@@ -370,9 +371,9 @@ func benchFleet(b *testing.B, st *stack) {
 		new  func(b *testing.B) decider
 	}
 	strategies := []strategy{
-		{"berth", func(b *testing.B) decider { return newBerth(b, st, source.DefaultSnapshotTTL, true) }},
+		{"berth", func(b *testing.B) decider { return newBerth(b, st, promsource.DefaultSnapshotTTL, true) }},
 		{"berth-ttl=0", func(b *testing.B) decider { return newBerth(b, st, 0, true) }},
-		{"berth-noreserve", func(b *testing.B) decider { return newBerth(b, st, source.DefaultSnapshotTTL, false) }},
+		{"berth-noreserve", func(b *testing.B) decider { return newBerth(b, st, promsource.DefaultSnapshotTTL, false) }},
 		{"naive", func(b *testing.B) decider { return &naive{q: st.embedded, names: st.names} }},
 	}
 	for _, mode := range []struct {

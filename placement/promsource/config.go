@@ -1,4 +1,4 @@
-package source
+package promsource
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	config_util "github.com/prometheus/common/config"
+
+	"github.com/berth-dev/berth/placement/embedded"
 )
 
 // Config is everything berth-placement's flags say about where PromQL goes.
@@ -31,7 +33,7 @@ type Config struct {
 	TLSInsecureSkipVerify bool   // --prometheus.tls.insecure-skip-verify
 
 	// Embedded mode.
-	Embedded EmbeddedConfig
+	Embedded embedded.Config
 
 	// Both. Zero TTL means no cache (every Snapshot call queries); zero
 	// timeout means DefaultSnapshotTimeout.
@@ -51,7 +53,7 @@ type Source struct {
 	Querier   Querier
 	Snapshots *Snapshotter
 
-	embedded *Embedded
+	embedded *embedded.Prometheus
 	remote   *Remote
 }
 
@@ -79,7 +81,7 @@ func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Source, 
 			return nil, err
 		}
 		var err error
-		s.embedded, err = NewEmbedded(cfg.Embedded, logger, reg)
+		s.embedded, err = embedded.New(cfg.Embedded, logger, reg)
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package source
+package promsource
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
+
+	"github.com/berth-dev/berth/placement/embedded"
 )
 
 // TestRemoteSendsCredentials checks the auth options reach the backend and
@@ -90,9 +92,9 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 		{Config{BasicAuthPasswordFile: "p"}, "prometheus.url"},
 		{Config{TLSServerName: "x"}, "prometheus.url"},
 		{Config{}, "storage.path"},
-		{Config{Embedded: EmbeddedConfig{StoragePath: t.TempDir(), ConfigFile: "/nonexistent.yml"}}, "/nonexistent.yml"},
-		{Config{Embedded: EmbeddedConfig{StoragePath: t.TempDir(), RuleFiles: []string{"/nonexistent/*.yml"}}}, "rules.file"},
-		{Config{Embedded: EmbeddedConfig{StoragePath: t.TempDir(), AlertmanagerURL: "am:9093"}}, "alertmanager.url"},
+		{Config{Embedded: embedded.Config{StoragePath: t.TempDir(), ConfigFile: "/nonexistent.yml"}}, "/nonexistent.yml"},
+		{Config{Embedded: embedded.Config{StoragePath: t.TempDir(), RuleFiles: []string{"/nonexistent/*.yml"}}}, "rules.file"},
+		{Config{Embedded: embedded.Config{StoragePath: t.TempDir(), AlertmanagerURL: "am:9093"}}, "alertmanager.url"},
 	}
 	for _, c := range cases {
 		src, err := Open(c.cfg, promslog.NewNopLogger(), prometheus.NewRegistry())
@@ -103,38 +105,6 @@ func TestConfigErrorsNameTheFlag(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), c.flag) {
 			t.Errorf("error %q does not name %s", err, c.flag)
-		}
-	}
-}
-
-func TestParseTimeAndDuration(t *testing.T) {
-	for in, want := range map[string]time.Time{
-		"1700000000":           time.Unix(1700000000, 0),
-		"1700000000.5":         time.Unix(1700000000, 5e8),
-		"2023-11-14T22:13:20Z": time.Unix(1700000000, 0),
-	} {
-		if got, err := parseTime(in); err != nil || !got.Equal(want) {
-			t.Errorf("parseTime(%q) = %v, %v", in, got, err)
-		}
-	}
-	for _, bad := range []string{"", "NaN", "Inf", "yesterday"} {
-		if _, err := parseTime(bad); err == nil {
-			t.Errorf("parseTime(%q) accepted", bad)
-		}
-	}
-	for in, want := range map[string]time.Duration{"15": 15 * time.Second, "0.5": 500 * time.Millisecond, "1m30s": 90 * time.Second} {
-		if got, err := parseDuration(in); err != nil || got != want {
-			t.Errorf("parseDuration(%q) = %v, %v", in, got, err)
-		}
-	}
-	for _, bad := range []string{"", "1e300", "soon"} {
-		if _, err := parseDuration(bad); err == nil {
-			t.Errorf("parseDuration(%q) accepted", bad)
-		}
-	}
-	for in, want := range map[string]string{"v0.316.0": "3.16.0", "v0.300.1": "3.0.1", "v0.55.0": "fallback", "devel": "fallback"} {
-		if got := libraryVersion(in, "fallback"); got != want {
-			t.Errorf("libraryVersion(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -151,7 +121,7 @@ func TestEmbeddedRefusesUnsupportedSections(t *testing.T) {
 		if err := os.WriteFile(file, []byte("scrape_configs: []\n"+body), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		src, err := Open(Config{Embedded: EmbeddedConfig{StoragePath: filepath.Join(dir, "data"), ConfigFile: file}}, promslog.NewNopLogger(), prometheus.NewRegistry())
+		src, err := Open(Config{Embedded: embedded.Config{StoragePath: filepath.Join(dir, "data"), ConfigFile: file}}, promslog.NewNopLogger(), prometheus.NewRegistry())
 		if err == nil {
 			src.Close()
 			t.Errorf("%s: accepted", section)

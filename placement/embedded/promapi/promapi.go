@@ -1,4 +1,4 @@
-package source
+package promapi
 
 import (
 	"context"
@@ -42,16 +42,23 @@ func badData(format string, args ...any) *apiError {
 // stack, so Grafana (or promtool, or client_golang) can use berth-placement
 // as a Prometheus datasource.
 type promAPI struct {
-	e      *Embedded
-	parser parser.Parser
+	engine  *promql.Engine
+	db      storage.Queryable
+	timeout time.Duration
+	parser  parser.Parser
 }
 
-// APIHandler serves a Prometheus-compatible read API under prefix (for
-// example "/prometheus"): GET/POST {prefix}/api/v1/query, query_range,
-// series, labels, label/{name}/values, metadata, query_exemplars and
-// status/buildinfo.
-func (e *Embedded) APIHandler(prefix string) http.Handler {
-	a := &promAPI{e: e, parser: parser.NewParser(parser.Options{})}
+// New serves a Prometheus-compatible read API over engine and db under
+// prefix (for example "/prometheus"): GET/POST {prefix}/api/v1/query,
+// query_range, series, labels, label/{name}/values, metadata,
+// query_exemplars and status/buildinfo. queryTimeout bounds each query.
+//
+// It is written here rather than taken from prometheus/web/api/v1, whose
+// constructor wants the whole server (45 parameters: scrape, rules,
+// alerting, remote write, …) for the handful of read endpoints a
+// datasource needs.
+func New(prefix string, engine *promql.Engine, db storage.Queryable, queryTimeout time.Duration) http.Handler {
+	a := &promAPI{engine: engine, db: db, timeout: queryTimeout, parser: parser.NewParser(parser.Options{})}
 	prefix = strings.TrimSuffix(prefix, "/")
 	mux := http.NewServeMux()
 	handle := func(path string, f func(*http.Request) (any, annotations.Annotations, *apiError)) {
@@ -121,7 +128,7 @@ type queryData struct {
 }
 
 func (a *promAPI) context(r *http.Request) (context.Context, context.CancelFunc, *apiError) {
-	timeout := a.e.cfg.QueryTimeout
+	timeout := a.timeout
 	if v := r.FormValue("timeout"); v != "" {
 		d, err := parseDuration(v)
 		if err != nil {
@@ -147,7 +154,7 @@ func (a *promAPI) query(r *http.Request) (any, annotations.Annotations, *apiErro
 		return nil, nil, apiErr
 	}
 	defer cancel()
-	q, err := a.e.engine.NewInstantQuery(ctx, a.e.db, nil, r.FormValue("query"), ts)
+	q, err := a.engine.NewInstantQuery(ctx, a.db, nil, r.FormValue("query"), ts)
 	if err != nil {
 		return nil, nil, badData("invalid parameter \"query\": %v", err)
 	}
@@ -181,7 +188,7 @@ func (a *promAPI) queryRange(r *http.Request) (any, annotations.Annotations, *ap
 		return nil, nil, apiErr
 	}
 	defer cancel()
-	q, err := a.e.engine.NewRangeQuery(ctx, a.e.db, nil, r.FormValue("query"), start, end, step)
+	q, err := a.engine.NewRangeQuery(ctx, a.db, nil, r.FormValue("query"), start, end, step)
 	if err != nil {
 		return nil, nil, badData("invalid parameter \"query\": %v", err)
 	}
@@ -266,7 +273,7 @@ func (a *promAPI) series(r *http.Request) (any, annotations.Annotations, *apiErr
 		return nil, nil, apiErr
 	}
 	defer cancel()
-	q, err := a.e.db.Querier(mint, maxt)
+	q, err := a.db.Querier(mint, maxt)
 	if err != nil {
 		return nil, nil, &apiError{typ: "internal", err: err, status: http.StatusInternalServerError}
 	}
@@ -326,7 +333,7 @@ func (a *promAPI) labels(r *http.Request, get func(context.Context, storage.Quer
 		return nil, nil, apiErr
 	}
 	defer cancel()
-	q, err := a.e.db.Querier(mint, maxt)
+	q, err := a.db.Querier(mint, maxt)
 	if err != nil {
 		return nil, nil, &apiError{typ: "internal", err: err, status: http.StatusInternalServerError}
 	}

@@ -1,4 +1,4 @@
-package source
+package promsource
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/placement"
 	"github.com/berth-dev/berth/placement/fleetsim"
 )
@@ -125,7 +126,7 @@ func observedRelease(t *testing.T, ctx context.Context, snapshots *Snapshotter, 
 	defer store.Close()
 	policy := placement.DefaultPolicy()
 	reg := prometheus.NewRegistry()
-	src, err := placement.NewReleasingSource(snapshots, store, testLogger(t), reg)
+	src, err := placement.NewReleasingSource(snapshots, store, testenv.Logger(t), reg)
 	if err != nil {
 		t.Fatal(err)
 	}

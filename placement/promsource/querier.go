@@ -4,7 +4,7 @@
 // Prometheus: TSDB, scrape manager, rule manager and PromQL engine) — and the
 // Snapshotter that turns a handful of vector queries over Berth's recording
 // rules into a placement.Snapshot.
-package source
+package promsource
 
 import (
 	"context"

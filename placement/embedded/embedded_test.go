@@ -1,4 +1,4 @@
-package source
+package embedded
 
 import (
 	"context"
@@ -48,10 +48,10 @@ func TestIntegrationEmbeddedAlertsAndReload(t *testing.T) {
         annotations: {summary: "fires on every evaluation"}
 `)
 	config := write("prometheus.yml", "global:\n  evaluation_interval: 1s\nscrape_configs: []\n")
-	e, err := NewEmbedded(EmbeddedConfig{
+	e, err := New(Config{
 		StoragePath: filepath.Join(dir, "data"), ConfigFile: config, RuleFiles: []string{rulesFile},
 		AlertmanagerURL: "http://" + amAddr, ExternalURL: "http://berth.example:9831",
-	}, testLogger(t), prometheus.NewRegistry())
+	}, testenv.Logger(t), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,11 @@
-package source
+package embedded
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -23,11 +24,12 @@ import (
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/berth-dev/berth/placement/embedded/promapi"
 	berthrules "github.com/berth-dev/berth/rules"
 )
 
-// EmbeddedConfig configures the in-process Prometheus.
-type EmbeddedConfig struct {
+// Config configures the in-process Prometheus.
+type Config struct {
 	// StoragePath is the TSDB directory; data survives restarts on it.
 	StoragePath string
 	// Retention is how long samples are kept.
@@ -78,10 +80,10 @@ scrape_configs:
 `, exporterAddress, selfAddress)
 }
 
-// Embedded is an in-process Prometheus: TSDB, service discovery, scrape
+// Prometheus is an in-process Prometheus: TSDB, service discovery, scrape
 // manager, rule manager (with alert forwarding) and PromQL engine.
-type Embedded struct {
-	cfg    EmbeddedConfig
+type Prometheus struct {
+	cfg    Config
 	logger *slog.Logger
 
 	db         *tsdb.DB
@@ -99,11 +101,11 @@ type Embedded struct {
 	stopped bool
 }
 
-// NewEmbedded opens the TSDB, loads the configuration and rules, and starts
+// New opens the TSDB, loads the configuration and rules, and starts
 // discovery, scraping and rule evaluation. Stop releases everything. reg must
 // be a registry of its own for this stack: the Prometheus components register
 // their metrics on it and refuse to register twice.
-func NewEmbedded(cfg EmbeddedConfig, logger *slog.Logger, reg prometheus.Registerer) (_ *Embedded, err error) {
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (_ *Prometheus, err error) {
 	if cfg.StoragePath == "" {
 		return nil, errors.New("storage.path: must not be empty")
 	}
@@ -131,7 +133,7 @@ func NewEmbedded(cfg EmbeddedConfig, logger *slog.Logger, reg prometheus.Registe
 	if cfg.SelfAddress == "" {
 		cfg.SelfAddress = DefaultSelfAddress
 	}
-	e := &Embedded{cfg: cfg, logger: logger}
+	e := &Prometheus{cfg: cfg, logger: logger}
 	promCfg, err := e.loadConfig()
 	if err != nil {
 		return nil, err
@@ -217,7 +219,7 @@ func NewEmbedded(cfg EmbeddedConfig, logger *slog.Logger, reg prometheus.Registe
 }
 
 // loadConfig reads the configuration file or the default one.
-func (e *Embedded) loadConfig() (*config.Config, error) {
+func (e *Prometheus) loadConfig() (*config.Config, error) {
 	if e.cfg.ConfigFile == "" {
 		c, err := config.Load(DefaultConfig(e.cfg.ExporterAddress, e.cfg.SelfAddress), e.logger)
 		if err != nil {
@@ -243,7 +245,7 @@ func (e *Embedded) loadConfig() (*config.Config, error) {
 
 // ruleFiles resolves which rule files to evaluate: the override, the
 // config's rule_files, or the shipped rules.
-func (e *Embedded) ruleFiles(c *config.Config) ([]string, error) {
+func (e *Prometheus) ruleFiles(c *config.Config) ([]string, error) {
 	patterns := e.cfg.RuleFiles
 	if len(patterns) == 0 {
 		patterns = c.RuleFiles
@@ -266,7 +268,7 @@ func (e *Embedded) ruleFiles(c *config.Config) ([]string, error) {
 }
 
 // apply hands a loaded configuration to discovery, scraping and rules.
-func (e *Embedded) apply(c *config.Config) error {
+func (e *Prometheus) apply(c *config.Config) error {
 	files, err := e.ruleFiles(c)
 	if err != nil {
 		return err
@@ -295,7 +297,7 @@ func (e *Embedded) apply(c *config.Config) error {
 
 // Reload re-reads the configuration file and the rules. A bad file is
 // refused with an error and the running configuration stays.
-func (e *Embedded) Reload() error {
+func (e *Prometheus) Reload() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.stopped {
@@ -318,7 +320,7 @@ func (e *Embedded) Reload() error {
 }
 
 // Query implements Querier over the local TSDB.
-func (e *Embedded) Query(ctx context.Context, query string, ts time.Time) (model.Vector, error) {
+func (e *Prometheus) Query(ctx context.Context, query string, ts time.Time) (model.Vector, error) {
 	v, err := e.instant(ctx, query, ts, func(v parser.Value) (model.Value, error) { return toModel(v), nil })
 	if err != nil {
 		return nil, err
@@ -332,7 +334,7 @@ func (e *Embedded) Query(ctx context.Context, query string, ts time.Time) (model
 
 // instant runs an instant query and converts its result before the query's
 // memory is released.
-func (e *Embedded) instant(ctx context.Context, query string, ts time.Time, convert func(parser.Value) (model.Value, error)) (model.Value, error) {
+func (e *Prometheus) instant(ctx context.Context, query string, ts time.Time, convert func(parser.Value) (model.Value, error)) (model.Value, error) {
 	q, err := e.engine.NewInstantQuery(ctx, e.db, nil, query, ts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded query: %w", err)
@@ -346,13 +348,13 @@ func (e *Embedded) instant(ctx context.Context, query string, ts time.Time, conv
 }
 
 // Ready reports whether the stack answers queries.
-func (e *Embedded) Ready(ctx context.Context) error {
+func (e *Prometheus) Ready(ctx context.Context) error {
 	_, err := e.Query(ctx, "vector(1)", time.Now())
 	return err
 }
 
 // Stop stops scraping and rule evaluation and closes the TSDB.
-func (e *Embedded) Stop() error {
+func (e *Prometheus) Stop() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.stopped {
@@ -362,8 +364,8 @@ func (e *Embedded) Stop() error {
 	return e.release()
 }
 
-// release stops whatever NewEmbedded got to start.
-func (e *Embedded) release() error {
+// release stops whatever New got to start.
+func (e *Prometheus) release() error {
 	if e.rules != nil {
 		e.rules.Stop()
 	}
@@ -401,4 +403,11 @@ func writeShippedRules() (string, error) {
 		return "", fmt.Errorf("writing shipped rules: %w", err)
 	}
 	return dir, nil
+}
+
+// APIHandler serves the Prometheus-compatible read API over this stack
+// under prefix (promapi), so Grafana can use berth-placement as a
+// datasource.
+func (e *Prometheus) APIHandler(prefix string) http.Handler {
+	return promapi.New(prefix, e.engine, e.db, e.cfg.QueryTimeout)
 }

@@ -1,4 +1,4 @@
-package source
+package promsource
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/berth-dev/berth/placement/embedded"
 	"github.com/berth-dev/berth/placement/fleetsim"
 )
 
@@ -40,7 +41,7 @@ func BenchmarkSnapshotEmbedded(b *testing.B) {
 			if err := writeFile(cfg, fleetsim.ScrapeConfig("fleet", sd, benchInterval)); err != nil {
 				b.Fatal(err)
 			}
-			e, err := NewEmbedded(EmbeddedConfig{StoragePath: filepath.Join(dir, "data"), ConfigFile: cfg}, promslog.NewNopLogger(), prometheus.NewRegistry())
+			e, err := embedded.New(embedded.Config{StoragePath: filepath.Join(dir, "data"), ConfigFile: cfg}, promslog.NewNopLogger(), prometheus.NewRegistry())
 			if err != nil {
 				b.Fatal(err)
 			}

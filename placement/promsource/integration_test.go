@@ -1,4 +1,4 @@
-package source
+package promsource
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -21,10 +20,10 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/common/promslog"
 
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/placement"
+	"github.com/berth-dev/berth/placement/embedded"
 	"github.com/berth-dev/berth/placement/fleetsim"
 	berthrules "github.com/berth-dev/berth/rules"
 )
@@ -33,13 +32,6 @@ const (
 	gib = 1 << 30
 	mib = 1 << 20
 )
-
-func testLogger(t *testing.T) *slog.Logger {
-	if testing.Verbose() {
-		return promslog.New(&promslog.Config{})
-	}
-	return promslog.NewNopLogger()
-}
 
 // testFleet: two app servers of one organization and a build server; the
 // numbers are chosen so the recording rules' outputs are known exactly.
@@ -234,7 +226,7 @@ func writePromConfig(t *testing.T, fleet *fleetsim.Fleet, rulesDir string) strin
 
 func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 	prometheusBin := testenv.LookPath(t, "prometheus", "prometheus")
-	logger := testLogger(t)
+	logger := testenv.Logger(t)
 	spec := testFleet()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -257,7 +249,7 @@ func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 	storage := t.TempDir()
 	embeddedReg := prometheus.NewRegistry()
 	src, err := Open(Config{
-		Embedded: EmbeddedConfig{
+		Embedded: embedded.Config{
 			StoragePath: storage, ConfigFile: writePromConfig(t, fleet, ""),
 			RuleFiles: []string{filepath.Join(rulesDir, "*.rules.yml")},
 		},
@@ -491,7 +483,7 @@ func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 		if err := os.WriteFile(empty, []byte("scrape_configs: []\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		again, err := NewEmbedded(EmbeddedConfig{StoragePath: storage, ConfigFile: empty}, logger, prometheus.NewRegistry())
+		again, err := embedded.New(embedded.Config{StoragePath: storage, ConfigFile: empty}, logger, prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -622,7 +614,7 @@ func testPrometheusAPI(t *testing.T, h http.Handler) {
 // stack evaluates the rules compiled into the binary.
 func TestIntegrationEmbeddedShippedRules(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	e, err := NewEmbedded(EmbeddedConfig{StoragePath: t.TempDir(), SelfAddress: testenv.FreePort(t), ExporterAddress: testenv.FreePort(t)}, testLogger(t), reg)
+	e, err := embedded.New(embedded.Config{StoragePath: t.TempDir(), SelfAddress: testenv.FreePort(t), ExporterAddress: testenv.FreePort(t)}, testenv.Logger(t), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
