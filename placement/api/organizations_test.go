@@ -21,8 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/berth-dev/berth/placement"
-	"github.com/berth-dev/berth/placement/fleetsim"
 	"github.com/berth-dev/berth/placement/embedded"
+	"github.com/berth-dev/berth/placement/fleetsim"
 	"github.com/berth-dev/berth/placement/promsource"
 	berthrules "github.com/berth-dev/berth/rules"
 )
