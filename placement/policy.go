@@ -117,6 +117,11 @@ type ReservationPolicy struct {
 // BuildPolicy tunes build-server choice and build estimates.
 type BuildPolicy struct {
 	Weights BuildWeights `yaml:"weights"`
+	// TieTolerance is the load-score distance (load points, as the score:
+	// 1 point = 2.5 CPU % or 3.3 memory % at the default weights, a queued
+	// build 10) within which build servers count as equally loaded and are
+	// picked among by hash. 0: strictly least loaded (only equal scores tie).
+	TieTolerance float64 `yaml:"tie_tolerance"`
 	// ConcurrentBuilds is the default cap of running builds per build server.
 	ConcurrentBuilds int `yaml:"concurrent_builds"`
 	// Servers holds per-server overrides, by server name.
@@ -500,6 +505,7 @@ func (p *Policy) Validate() error {
 	nonNeg("builds.weights.memory", b.Weights.Memory)
 	nonNeg("builds.weights.queue", b.Weights.Queue)
 	nonNeg("builds.weights.active", b.Weights.Active)
+	nonNeg("builds.tie_tolerance", b.TieTolerance)
 	if b.ConcurrentBuilds < 1 {
 		add("builds.concurrent_builds", "must be ≥ 1, got %d", b.ConcurrentBuilds)
 	}

@@ -161,6 +161,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"BuildPlacementRequest":  reflect.TypeFor[BuildPlacementRequest](),
 		"BuildPlacementResponse": reflect.TypeFor[BuildPlacementResponse](),
 		"BuildWait":              reflect.TypeFor[placement.BuildWait](),
+		"BuildTieBreak":          reflect.TypeFor[placement.BuildTieBreak](),
 		"BuildStartRequest":      reflect.TypeFor[BuildStartRequest](),
 		"BuildFinishResponse":    reflect.TypeFor[BuildFinishResponse](),
 		// organizations
