@@ -58,7 +58,8 @@ type Options struct {
 	// Ready reports whether the data source answers (/-/ready). Nil means
 	// "a snapshot can be taken".
 	Ready func(ctx context.Context) error
-	// Reloaders run, in order, on POST /-/reload.
+	// Reloaders run, in order and each on its own, on POST /-/reload and
+	// Reload (SIGHUP).
 	Reloaders []Reloader
 	// Registerer receives the API's metrics; Gatherer is served on /metrics.
 	Registerer prometheus.Registerer
