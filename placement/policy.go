@@ -269,14 +269,34 @@ func policyDocument(data []byte) (*yaml.Node, error) {
 	return u, nil
 }
 
-// mergedPolicy merges the checked mapping u (nil: none) over the embedded
-// defaults, decodes and validates the result.
-func mergedPolicy(u *yaml.Node) (*Policy, error) {
+// defaultPolicyNode is the embedded defaults' mapping, parsed once; merges
+// work on a copy.
+var defaultPolicyNode = sync.OnceValues(func() (*yaml.Node, error) {
 	var base yaml.Node
 	if err := yaml.Unmarshal(defaultPolicyYAML, &base); err != nil {
 		return nil, fmt.Errorf("embedded defaults: %w", err)
 	}
-	root := base.Content[0]
+	return base.Content[0], nil
+})
+
+// copyNode copies a node tree without aliases (the embedded defaults).
+func copyNode(n *yaml.Node) *yaml.Node {
+	c := *n
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, child := range n.Content {
+		c.Content[i] = copyNode(child)
+	}
+	return &c
+}
+
+// mergedPolicy merges the checked mapping u (nil: none) over the embedded
+// defaults, decodes and validates the result.
+func mergedPolicy(u *yaml.Node) (*Policy, error) {
+	base, err := defaultPolicyNode()
+	if err != nil {
+		return nil, err
+	}
+	root := copyNode(base)
 	if u != nil {
 		mergeNodes(root, u)
 	}
