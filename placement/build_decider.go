@@ -50,6 +50,18 @@ type BuildDecider struct {
 	Outcome BuildOutcome
 	// Wait is set when Outcome is BuildFull.
 	Wait *BuildWait
+	// TieBreak is set when the chosen server won a tie-break rather than
+	// being the single least loaded.
+	TieBreak *BuildTieBreak
+}
+
+// BuildTieBreak says that a tie-break decided a build placement: the
+// servers whose load scores were within Tolerance (builds.tie_tolerance) of
+// the least loaded, in the order a hash of the request put them; the first
+// was chosen. A retry with the same idempotency key hashes the same way.
+type BuildTieBreak struct {
+	Tolerance float64  `json:"tolerance"`
+	Servers   []string `json:"servers"`
 }
 
 // Decide implements Decider. Only build servers are considered. A server
@@ -58,8 +70,9 @@ type BuildDecider struct {
 // build's requirements (insufficient_memory, insufficient_disk,
 // disk_threshold, insufficient_cpu), or when its running plus queued
 // builds reach its cap (at_build_capacity). The others are ranked by load
-// score, lowest first; servers within scoring.tie_tolerance of the best
-// are ordered by the seed's hash, as deployments are.
+// score, lowest first; servers within builds.tie_tolerance of the least
+// loaded (0: only equal scores) are ordered by the seed's hash, and
+// TieBreak names them.
 func (d *BuildDecider) Decide(p *Policy, snap *Snapshot, req *Request, open []Reservation, seed uint64) *Decision {
 	now := time.Now()
 	if d.Now != nil {
@@ -67,7 +80,7 @@ func (d *BuildDecider) Decide(p *Policy, snap *Snapshot, req *Request, open []Re
 	}
 	names := BuildServers(snap)
 	dec := &Decision{Kind: KindBuild, Considered: len(names), Ranking: []Ranked{}, Rejected: []Rejected{}}
-	d.Loads, d.Wait, d.Outcome = []BuildLoad{}, nil, ""
+	d.Loads, d.Wait, d.Outcome, d.TieBreak = []BuildLoad{}, nil, "", nil
 	var full []BuildLoad
 	for _, name := range names {
 		s := snap.Servers[name]
@@ -101,9 +114,15 @@ func (d *BuildDecider) Decide(p *Policy, snap *Snapshot, req *Request, open []Re
 	for i := range dec.Ranking {
 		dec.Ranking[i].Score = -dec.Ranking[i].Score
 	}
-	RankWithTieBreak(dec.Ranking, p.Scoring.TieTolerance, seed)
+	tied := RankWithTieBreak(dec.Ranking, p.Builds.TieTolerance, seed)
 	for i := range dec.Ranking {
 		dec.Ranking[i].Score = -dec.Ranking[i].Score + 0 // +0 turns -0 into 0
+	}
+	if tied > 1 {
+		d.TieBreak = &BuildTieBreak{Tolerance: p.Builds.TieTolerance, Servers: make([]string, tied)}
+		for i := range tied {
+			d.TieBreak.Servers[i] = dec.Ranking[i].Server
+		}
 	}
 	dec.Summary = Summary(len(dec.Ranking), dec.Considered, KindBuild, dec.Rejected)
 	switch {

@@ -3,6 +3,7 @@ package placement
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,12 +50,27 @@ func TestBuildDeciderLeastLoaded(t *testing.T) {
 		}
 	}
 
-	// Running builds weigh in: calm with two builds (cap 2) is full, and
-	// with one it loses to mid (15 points per build).
-	snap.Servers["calm"].Containers.BuildsActive = 1
-	if dec, _ := decideBuild(t, p, snap, nil); dec.Chosen != "mid" {
-		t.Errorf("calm with a running build: chose %s, want mid", dec.Chosen)
+	if d.TieBreak != nil {
+		t.Errorf("tie-break %+v reported, but calm is the single least loaded", d.TieBreak)
 	}
+
+	// Running builds weigh in (15 points each): calm with one (25 points)
+	// is still less loaded than mid (28), and is chosen whatever the seed
+	// (with the tolerance of 5 points builds once shared with deployments,
+	// mid could win); 2 more CPU points (0.8) and it is more loaded.
+	snap.Servers["calm"].Containers.BuildsActive = 1
+	for seed := range uint64(32) {
+		req := buildRequest(false)
+		d := &BuildDecider{Now: func() time.Time { return testNow }}
+		if dec := d.Decide(p, snap, &req, nil, seed); dec.Chosen != "calm" || d.TieBreak != nil {
+			t.Fatalf("calm with a running build (25 points, mid 28), seed %d: chose %s (tie-break %+v), want calm", seed, dec.Chosen, d.TieBreak)
+		}
+	}
+	snap.Servers["calm"].CPU.Utilisation = 0.18
+	if dec, _ := decideBuild(t, p, snap, nil); dec.Chosen != "mid" {
+		t.Errorf("calm with a running build and 18%% CPU (28.2 points, mid 28): chose %s, want mid", dec.Chosen)
+	}
+	snap.Servers["calm"].CPU.Utilisation = 0.10
 	snap.Servers["calm"].Containers.BuildsActive = 2
 	dec, _ = decideBuild(t, p, snap, nil)
 	rejected := map[string][]Reason{}
@@ -63,6 +79,81 @@ func TestBuildDeciderLeastLoaded(t *testing.T) {
 	}
 	if dec.Chosen != "mid" || !slices.Equal(rejected["calm"], []Reason{ReasonAtBuildCapacity}) {
 		t.Errorf("calm at its cap: chose %s, rejected %v", dec.Chosen, rejected)
+	}
+}
+
+// TestBuildDeciderTieTolerance: builds.tie_tolerance is the load-point
+// distance within which build servers tie (0: only equal scores); when a
+// tie-break picks, TieBreak names the tied servers in the order the hash
+// put them, the chosen one first.
+func TestBuildDeciderTieTolerance(t *testing.T) {
+	if got := DefaultPolicy().Builds.TieTolerance; got != 0 {
+		t.Errorf("default builds.tie_tolerance %v, want 0 (strictly least loaded)", got)
+	}
+	snap := fleet(
+		buildServer("a", 10, 20, 0), // 10 points
+		buildServer("b", 10, 20, 0), // 10: equal to a
+		buildServer("c", 15, 20, 0), // 12: 2 points more
+		buildServer("d", 40, 40, 0), // 28
+	)
+	decide := func(p *Policy, seed uint64) (*Decision, *BuildDecider) {
+		req := buildRequest(false)
+		d := &BuildDecider{Now: func() time.Time { return testNow }}
+		return d.Decide(p, snap, &req, nil, seed), d
+	}
+	for _, tc := range []struct {
+		policy string
+		tied   []string // the servers a tie-break may pick among
+	}{
+		{"{}", []string{"a", "b"}},                            // default 0: equal scores only
+		{"builds: {tie_tolerance: 1.99}", []string{"a", "b"}}, // c is 2 points more
+		{"builds: {tie_tolerance: 2}", []string{"a", "b", "c"}},
+		{"builds: {tie_tolerance: 100}", []string{"a", "b", "c", "d"}},
+	} {
+		p, err := ParsePolicy([]byte(tc.policy))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chosen := map[string]bool{}
+		for seed := range uint64(64) {
+			dec, d := decide(p, seed)
+			chosen[dec.Chosen] = true
+			if d.TieBreak == nil || d.TieBreak.Tolerance != p.Builds.TieTolerance || d.TieBreak.Servers[0] != dec.Chosen {
+				t.Fatalf("%s, seed %d: chose %s, tie-break %+v", tc.policy, seed, dec.Chosen, d.TieBreak)
+			}
+			if got := slices.Sorted(slices.Values(d.TieBreak.Servers)); !slices.Equal(got, tc.tied) {
+				t.Fatalf("%s, seed %d: tied servers %v, want %v", tc.policy, seed, got, tc.tied)
+			}
+			for i, s := range d.TieBreak.Servers {
+				if dec.Ranking[i].Server != s {
+					t.Fatalf("%s: tie-break order %v is not the ranking's head %+v", tc.policy, d.TieBreak.Servers, dec.Ranking)
+				}
+			}
+		}
+		// Over 64 seeds, each tied server is picked at some point: the
+		// hash spreads identical requests over equally loaded servers.
+		if len(chosen) != len(tc.tied) {
+			t.Errorf("%s: chosen %v over 64 seeds, want each of %v", tc.policy, chosen, tc.tied)
+		}
+	}
+	// Strictly least loaded, no tie: no tie-break reported.
+	snap.Servers["b"].CPU.Utilisation = 0.11
+	p := DefaultPolicy()
+	for seed := range uint64(16) {
+		if dec, d := decide(p, seed); dec.Chosen != "a" || d.TieBreak != nil {
+			t.Fatalf("seed %d: chose %s, tie-break %+v; want a, none", seed, dec.Chosen, d.TieBreak)
+		}
+	}
+	// The deployments' scoring.tie_tolerance does not apply to builds.
+	p, err := ParsePolicy([]byte("scoring: {tie_tolerance: 100}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec, d := decide(p, 3); dec.Chosen != "a" || d.TieBreak != nil {
+		t.Errorf("scoring.tie_tolerance 100: chose %s, tie-break %+v; builds must keep their own tolerance", dec.Chosen, d.TieBreak)
+	}
+	if _, err := ParsePolicy([]byte("builds: {tie_tolerance: -1}")); err == nil || !strings.Contains(err.Error(), "builds.tie_tolerance: must be ≥ 0") {
+		t.Errorf("negative builds.tie_tolerance: %v", err)
 	}
 }
 

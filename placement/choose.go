@@ -175,8 +175,9 @@ func (p *Policy) Choose(snap *Snapshot, req *Request, reserved map[string]Resour
 // RankWithTieBreak sorts ranked servers best first (higher score wins),
 // putting the servers within tolerance of the best in the order of a
 // (seed, server) hash. Build choice, where lower load is better, negates
-// its scores or sorts itself.
-func RankWithTieBreak(ranked []Ranked, tolerance float64, seed uint64) {
+// its scores or sorts itself. It returns how many servers, at the head of
+// ranked, the hash ordered: 0 or 1 when no tie-break decided.
+func RankWithTieBreak(ranked []Ranked, tolerance float64, seed uint64) int {
 	// Server names are unique, so (score, name) is a total order and an
 	// unstable sort is deterministic.
 	keys := make([]rankKey, len(ranked))
@@ -185,20 +186,21 @@ func RankWithTieBreak(ranked []Ranked, tolerance float64, seed uint64) {
 	}
 	sortKeys(ranked, keys)
 	if len(ranked) < 2 {
-		return
+		return len(ranked)
 	}
 	n := 1
 	for n < len(ranked) && ranked[0].Score-ranked[n].Score <= tolerance {
 		n++
 	}
 	if n < 2 {
-		return
+		return n
 	}
 	band := keys[:n]
 	for i := range band {
 		band[i] = rankKey{tieHash(seed, ranked[i].Server), int32(i)}
 	}
 	sortKeys(ranked[:n], band)
+	return n
 }
 
 // rankKey is what RankWithTieBreak sorts instead of the Ranked values

@@ -1,14 +1,17 @@
 package placement
 
 import (
+	"bytes"
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,6 +117,11 @@ type ReservationPolicy struct {
 // BuildPolicy tunes build-server choice and build estimates.
 type BuildPolicy struct {
 	Weights BuildWeights `yaml:"weights"`
+	// TieTolerance is the load-score distance (load points, as the score:
+	// 1 point = 2.5 CPU % or 3.3 memory % at the default weights, a queued
+	// build 10) within which build servers count as equally loaded and are
+	// picked among by hash. 0: strictly least loaded (only equal scores tie).
+	TieTolerance float64 `yaml:"tie_tolerance"`
 	// ConcurrentBuilds is the default cap of running builds per build server.
 	ConcurrentBuilds int `yaml:"concurrent_builds"`
 	// Servers holds per-server overrides, by server name.
@@ -184,7 +192,7 @@ type QuotaLimits struct {
 
 // DefaultPolicy returns the embedded defaults.
 func DefaultPolicy() *Policy {
-	p, err := ParsePolicy(nil)
+	p, err := mergedPolicy(nil)
 	if err != nil {
 		// The embedded file is tested; failing here is a build defect.
 		panic(fmt.Sprintf("embedded placement policy is invalid: %v", err))
@@ -193,6 +201,7 @@ func DefaultPolicy() *Policy {
 }
 
 // LoadPolicy reads the policy file at path over the embedded defaults.
+// Errors name the file.
 func LoadPolicy(path string) (*Policy, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -205,35 +214,91 @@ func LoadPolicy(path string) (*Policy, error) {
 	return p, nil
 }
 
+// ErrEmptyPolicy is a policy document that holds no settings: empty, only
+// comments, only "---" or null. It is refused rather than read as "all
+// defaults", so that an emptied or truncated file cannot silently reset a
+// running policy.
+var ErrEmptyPolicy = errors.New("the policy holds no settings (the file is empty, or only comments or \"---\"); " +
+	"to run on the embedded defaults write {} or leave out --placement.policy-file")
+
 // ParsePolicy parses a policy document and merges it over the embedded
-// defaults key by key: mappings merge, scalars replace. Unknown keys and
-// badly typed values are refused, then the result is validated. Errors are
-// *FieldError values (joined when several) naming the field path.
+// defaults key by key: mappings merge, scalars replace. The document must
+// be one YAML mapping (ErrEmptyPolicy when it holds nothing). Unknown keys,
+// duplicate keys, keys without a value, badly typed values (a fraction
+// where a whole number is wanted included) are refused, then the result is
+// validated. Errors are *FieldError values (joined when several) naming the
+// field path.
 func ParsePolicy(data []byte) (*Policy, error) {
+	u, err := policyDocument(data)
+	if err != nil {
+		return nil, err
+	}
+	if errs := checkNode(u, reflect.TypeFor[Policy](), ""); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return mergedPolicy(u)
+}
+
+// policyDocument returns the one mapping a policy document holds.
+func policyDocument(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, ErrEmptyPolicy
+		}
+		return nil, fmt.Errorf("parse yaml: %w", err)
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		return nil, fmt.Errorf("line %d: a second YAML document (\"---\"): the policy is one document", next.Line)
+	case !errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("parse yaml: %w", err)
+	}
+	u := doc.Content[0]
+	if u.Kind == yaml.AliasNode && u.Alias != nil {
+		u = u.Alias
+	}
+	if u.Kind == yaml.ScalarNode && u.Tag == "!!null" {
+		return nil, ErrEmptyPolicy
+	}
+	if u.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("line %d: the policy must be a mapping of sections (fit, freshness, …)", u.Line)
+	}
+	return u, nil
+}
+
+// defaultPolicyNode is the embedded defaults' mapping, parsed once; merges
+// work on a copy.
+var defaultPolicyNode = sync.OnceValues(func() (*yaml.Node, error) {
 	var base yaml.Node
 	if err := yaml.Unmarshal(defaultPolicyYAML, &base); err != nil {
 		return nil, fmt.Errorf("embedded defaults: %w", err)
 	}
-	root := base.Content[0]
+	return base.Content[0], nil
+})
 
-	var user yaml.Node
-	if err := yaml.Unmarshal(data, &user); err != nil {
-		return nil, fmt.Errorf("parse yaml: %w", err)
+// copyNode copies a node tree without aliases (the embedded defaults).
+func copyNode(n *yaml.Node) *yaml.Node {
+	c := *n
+	c.Content = make([]*yaml.Node, len(n.Content))
+	for i, child := range n.Content {
+		c.Content[i] = copyNode(child)
 	}
-	if len(user.Content) > 0 {
-		u := user.Content[0]
-		if u.Kind == yaml.ScalarNode && u.Tag == "!!null" {
-			u = nil
-		}
-		if u != nil {
-			if u.Kind != yaml.MappingNode {
-				return nil, fmt.Errorf("line %d: the policy must be a mapping of sections (fit, freshness, …)", u.Line)
-			}
-			if errs := checkNode(u, reflect.TypeFor[Policy](), ""); len(errs) > 0 {
-				return nil, errors.Join(errs...)
-			}
-			mergeNodes(root, u)
-		}
+	return &c
+}
+
+// mergedPolicy merges the checked mapping u (nil: none) over the embedded
+// defaults, decodes and validates the result.
+func mergedPolicy(u *yaml.Node) (*Policy, error) {
+	base, err := defaultPolicyNode()
+	if err != nil {
+		return nil, err
+	}
+	root := copyNode(base)
+	if u != nil {
+		mergeNodes(root, u)
 	}
 	p := &Policy{}
 	if err := root.Decode(p); err != nil {
@@ -251,8 +316,12 @@ var (
 )
 
 // checkNode walks a user document against the Go type it decodes into and
-// reports unknown keys and values of the wrong type with their field path,
-// which yaml.v3's own errors (line numbers, Go type names) do not give.
+// reports, with their field path (which yaml.v3's own errors, with line
+// numbers and Go type names, do not give): unknown keys, duplicate keys
+// (yaml.v3 would let the last one win), keys without a value (yaml.v3
+// would empty the setting: a truncated file must not reset it), values of
+// the wrong type, and fractions where a whole number is wanted (yaml.v3
+// would truncate them).
 func checkNode(n *yaml.Node, t reflect.Type, path string) []error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -261,14 +330,18 @@ func checkNode(n *yaml.Node, t reflect.Type, path string) []error {
 		n = n.Alias
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		// null empties a value; validation catches a required one.
-		return nil
+		return []error{&FieldError{Field: path, Err: fmt.Errorf("line %d: no value (a truncated file?): give one, or leave the key out to keep its default", n.Line)}}
 	}
 	leaf := reflect.PointerTo(t).Implements(yamlUnmarshalerType) || t == durationType ||
 		(t.Kind() != reflect.Struct && t.Kind() != reflect.Map)
 	if leaf {
 		if n.Kind != yaml.ScalarNode {
 			return []error{&FieldError{Field: path, Err: fmt.Errorf("line %d: want %s, got a %s", n.Line, describeType(t), nodeKind(n))}}
+		}
+		if isInt(t) && n.Tag == "!!float" {
+			if f, err := strconv.ParseFloat(n.Value, 64); err == nil && f != math.Trunc(f) {
+				return []error{&FieldError{Field: path, Err: fmt.Errorf("line %d: invalid value %s: want a whole number", n.Line, n.Value)}}
+			}
 		}
 		v := reflect.New(t)
 		if err := n.Decode(v.Interface()); err != nil {
@@ -284,9 +357,19 @@ func checkNode(n *yaml.Node, t reflect.Type, path string) []error {
 		return []error{&FieldError{Field: path, Err: fmt.Errorf("line %d: want a mapping, got a %s", n.Line, nodeKind(n))}}
 	}
 	var errs []error
+	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		key, val := n.Content[i], n.Content[i+1]
 		sub := joinPath(path, key.Value)
+		if key.Kind != yaml.ScalarNode {
+			errs = append(errs, &FieldError{Field: path, Err: fmt.Errorf("line %d: a key must be a name, got a %s", key.Line, nodeKind(key))})
+			continue
+		}
+		if first, dup := seen[key.Value]; dup {
+			errs = append(errs, &FieldError{Field: sub, Err: fmt.Errorf("line %d: duplicate key (first at line %d)", key.Line, first)})
+			continue
+		}
+		seen[key.Value] = key.Line
 		switch t.Kind() {
 		case reflect.Map:
 			errs = append(errs, checkNode(val, t.Elem(), sub)...)
@@ -300,6 +383,15 @@ func checkNode(n *yaml.Node, t reflect.Type, path string) []error {
 		}
 	}
 	return errs
+}
+
+func isInt(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
 }
 
 func fieldByYAMLName(t reflect.Type, name string) (reflect.StructField, bool) {
@@ -319,7 +411,7 @@ func describeType(t reflect.Type) string {
 		return "a duration like 60s or 5m"
 	case t.Kind() == reflect.Float64:
 		return "a number"
-	case t.Kind() == reflect.Int:
+	case isInt(t):
 		return "a whole number"
 	case t.Kind() == reflect.String:
 		return "a string"
@@ -351,6 +443,9 @@ func joinPath(path, key string) string {
 func mergeNodes(dst, src *yaml.Node) {
 	for i := 0; i+1 < len(src.Content); i += 2 {
 		key, val := src.Content[i], src.Content[i+1]
+		if val.Kind == yaml.AliasNode && val.Alias != nil {
+			val = val.Alias
+		}
 		found := false
 		for j := 0; j+1 < len(dst.Content); j += 2 {
 			if dst.Content[j].Value != key.Value {
@@ -430,6 +525,7 @@ func (p *Policy) Validate() error {
 	nonNeg("builds.weights.memory", b.Weights.Memory)
 	nonNeg("builds.weights.queue", b.Weights.Queue)
 	nonNeg("builds.weights.active", b.Weights.Active)
+	nonNeg("builds.tie_tolerance", b.TieTolerance)
 	if b.ConcurrentBuilds < 1 {
 		add("builds.concurrent_builds", "must be ≥ 1, got %d", b.ConcurrentBuilds)
 	}
@@ -534,7 +630,7 @@ func (s *PolicyStore) Reload() error {
 		err error
 	)
 	if s.path == "" {
-		p, err = ParsePolicy(nil)
+		p, err = mergedPolicy(nil)
 	} else {
 		p, err = LoadPolicy(s.path)
 	}

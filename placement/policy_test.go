@@ -100,12 +100,22 @@ quotas:
 	}
 }
 
-func TestParsePolicyEmpty(t *testing.T) {
-	for _, in := range []string{"", "# only a comment\n", "---\n", "null"} {
+// TestParsePolicyRefusesEmpty: a document that holds no settings is
+// refused, not read as "all defaults": an emptied or truncated file must
+// not silently reset quotas and build caps. {} is the explicit way.
+func TestParsePolicyRefusesEmpty(t *testing.T) {
+	for _, in := range []string{"", "# only a comment\n", "---\n", "---", "--- \n...\n", "null", "~\n", "\n\n  \n"} {
 		p, err := ParsePolicy([]byte(in))
-		if err != nil || p.Freshness.Fresh != time.Minute {
-			t.Errorf("ParsePolicy(%q) = %+v, %v; want defaults", in, p, err)
+		if !errors.Is(err, ErrEmptyPolicy) || p != nil {
+			t.Errorf("ParsePolicy(%q) = %v, %v; want ErrEmptyPolicy", in, p, err)
 		}
+	}
+	if err := ErrEmptyPolicy.Error(); !strings.Contains(err, "write {}") || !strings.Contains(err, "leave out --placement.policy-file") {
+		t.Errorf("the error does not say how to get the defaults: %s", err)
+	}
+	p, err := ParsePolicy([]byte("{}\n"))
+	if err != nil || p.Freshness.Fresh != time.Minute || p.Builds.ConcurrentBuilds != 2 {
+		t.Errorf("ParsePolicy({}) = %+v, %v; want the defaults", p, err)
 	}
 }
 
@@ -146,6 +156,29 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"quota cpu bad", "quotas:\n  organizations:\n    acme: {max_cpu_cores: lots}\n", []string{"quotas.organizations.acme.max_cpu_cores: line 3"}},
 		{"quota unknown key", "quotas:\n  organizations:\n    acme: {max_gpus: 1}\n", []string{"quotas.organizations.acme.max_gpus: line 3: unknown field"}},
 		{"several at once", "fit:\n  max_utilisation: {cpu: 2, memory: 2}\n", []string{"fit.max_utilisation.cpu", "fit.max_utilisation.memory"}},
+		// A key without a value is refused, naming it, rather than emptying
+		// the setting (a truncated file, or a section left empty).
+		{"truncated after a section", "builds:\n  concurrent_builds: 5\nquotas:\n", []string{"quotas: line 3: no value", "leave the key out to keep its default"}},
+		{"empty organizations", "quotas:\n  organizations:\n", []string{"quotas.organizations: line 2: no value"}},
+		{"empty build servers", "builds:\n  servers:\n", []string{"builds.servers: line 2: no value"}},
+		{"explicit null", "scoring:\n  tie_tolerance: null\n", []string{"scoring.tie_tolerance: line 2: no value"}},
+		{"null quota limit", "quotas:\n  organizations:\n    acme: {max_servers: ~}\n", []string{"quotas.organizations.acme.max_servers: line 3: no value"}},
+		{"organization without limits", "quotas:\n  organizations:\n    acme:\n", []string{"quotas.organizations.acme: line 3: no value"}},
+		{"null cpu", "fit:\n  default_request:\n    cpu:\n", []string{"fit.default_request.cpu: line 3: no value"}},
+		// Fractions where a whole number is wanted, in every int field.
+		{"fractional max_servers", "quotas:\n  organizations:\n    acme: {max_servers: 2.5}\n", []string{"quotas.organizations.acme.max_servers: line 3: invalid value 2.5: want a whole number"}},
+		{"fractional max_applications", "quotas:\n  organizations:\n    acme: {max_applications: 0.1}\n", []string{"quotas.organizations.acme.max_applications: line 3: invalid value 0.1: want a whole number"}},
+		{"fractional build cap", "builds:\n  concurrent_builds: 2.9\n", []string{"builds.concurrent_builds: line 2: invalid value 2.9: want a whole number"}},
+		{"fractional server cap", "builds:\n  servers:\n    b1: {concurrent_builds: 1.5}\n", []string{"builds.servers.b1.concurrent_builds: line 3: invalid value 1.5: want a whole number"}},
+		{"whole number too large", "builds:\n  concurrent_builds: 1e30\n", []string{"builds.concurrent_builds: line 2", "want a whole number"}},
+		// Duplicate keys, at any depth: the last one must not silently win.
+		{"duplicate section", "scoring:\n  strategy: pack\nscoring:\n  strategy: spread\n", []string{"scoring: line 3: duplicate key (first at line 1)"}},
+		{"duplicate leaf", "builds:\n  concurrent_builds: 5\n  concurrent_builds: 2\n", []string{"builds.concurrent_builds: line 3: duplicate key (first at line 2)"}},
+		{"duplicate organization", "quotas:\n  organizations:\n    acme: {max_servers: 3}\n    acme: {max_servers: 9}\n", []string{"quotas.organizations.acme: line 4: duplicate key (first at line 3)"}},
+		{"duplicate in a flow mapping", "quotas:\n  organizations:\n    acme: {max_servers: 3, max_servers: 9}\n", []string{"quotas.organizations.acme.max_servers: line 3: duplicate key"}},
+		{"duplicate profile key", "builds:\n  profiles:\n    rust:\n      memory: 1g\n      memory: 2g\n", []string{"builds.profiles.rust.memory: line 5: duplicate key (first at line 4)"}},
+		{"two documents", "scoring:\n  strategy: pack\n---\nscoring:\n  strategy: spread\n", []string{"line 3: a second YAML document", "the policy is one document"}},
+		{"non-scalar key", "quotas:\n  organizations:\n    ? [a, b]\n    : {max_servers: 1}\n", []string{"quotas.organizations: line 3: a key must be a name"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParsePolicy([]byte(tc.in))
@@ -187,6 +220,10 @@ func TestLoadPolicy(t *testing.T) {
 	if _, err := LoadPolicy(path); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "scoring.strategy") {
 		t.Errorf("bad file: err = %v, want the path and the field", err)
 	}
+	writeFile(t, path, "# emptied\n")
+	if _, err := LoadPolicy(path); !errors.Is(err, ErrEmptyPolicy) || !strings.Contains(err.Error(), path) {
+		t.Errorf("empty file: err = %v, want ErrEmptyPolicy naming the file", err)
+	}
 }
 
 func TestPolicyStoreReloadKeepsOldOnError(t *testing.T) {
@@ -207,6 +244,17 @@ func TestPolicyStoreReloadKeepsOldOnError(t *testing.T) {
 	}
 	if s.Policy() != first {
 		t.Fatal("a refused reload replaced the policy")
+	}
+
+	// An emptied or truncated file is refused too: quotas and caps stay.
+	for _, bad := range []string{"", "---\n", "scoring:\n  strategy: pack\nquotas:\n"} {
+		writeFile(t, path, bad)
+		if err := s.Reload(); err == nil || !strings.Contains(err.Error(), path) {
+			t.Fatalf("reload of %q: err = %v, want a refusal naming the file", bad, err)
+		}
+		if s.Policy() != first {
+			t.Fatalf("a refused reload of %q replaced the policy", bad)
+		}
 	}
 
 	writeFile(t, path, "scoring:\n  strategy: spread\n")

@@ -13,9 +13,12 @@ import (
 )
 
 // quotaPolicy parses a policy whose quotas section is quotas (YAML
-// mapping of organizations).
+// mapping of organizations; empty: none).
 func quotaPolicy(t *testing.T, quotas string) *Policy {
 	t.Helper()
+	if quotas == "" {
+		quotas = "    {}\n"
+	}
 	p, err := ParsePolicy([]byte("quotas:\n  organizations:\n" + quotas))
 	if err != nil {
 		t.Fatal(err)

@@ -80,50 +80,53 @@ func fieldErr(field string, err error) error {
 
 // ParseCores parses a CPU amount in cores the way Docker's --cpus does: a
 // plain decimal number ("2", "1.5", ".5") with at most nine decimals. Signs,
-// exponents, hexadecimal, NaN/Inf and suffixes (Kubernetes' "500m") are
-// refused, because each is more likely a mistake than an intent.
+// exponents, hexadecimal, NaN/Inf, suffixes (Kubernetes' "500m") and
+// surrounding spaces are refused, because each is more likely a mistake
+// than an intent. JSON and YAML numbers are read through it too, as their
+// literal text, so 1.0000000001 and "1.0000000001" get the same answer.
 func ParseCores(s string) (Cores, error) {
-	t := strings.TrimSpace(s)
-	if t == "" {
+	if s == "" {
 		return 0, errors.New("empty cpu amount (want cores, e.g. \"1.5\")")
 	}
-	intPart, frac, ok := splitDecimal(t)
+	if err := surroundingSpace(s); err != nil {
+		return 0, fmt.Errorf("invalid cpu amount %q: %w", s, err)
+	}
+	intPart, frac, ok := splitDecimal(s)
 	if !ok {
-		if strings.HasSuffix(t, "m") {
+		switch {
+		case strings.HasSuffix(s, "m"):
 			return 0, fmt.Errorf("invalid cpu amount %q: cpu is in cores (Docker --cpus form, e.g. \"0.5\"), not millicores", s)
-		}
-		if strings.HasPrefix(t, "-") {
+		case strings.HasPrefix(s, "-"):
 			return 0, fmt.Errorf("invalid cpu amount %q: must not be negative", s)
 		}
-		return 0, fmt.Errorf("invalid cpu amount %q: want a decimal number of cores, e.g. \"1.5\"", s)
+		return 0, fmt.Errorf("invalid cpu amount %q: want a decimal number of cores without sign, exponent or unit, e.g. \"1.5\"", s)
 	}
 	if len(frac) > cpuDecimals {
 		return 0, fmt.Errorf("invalid cpu amount %q: too precise (at most %d decimals)", s, cpuDecimals)
 	}
-	v, err := strconv.ParseFloat(intPart+"."+frac+"0", 64)
-	if err != nil {
-		return 0, fmt.Errorf("invalid cpu amount %q: %w", s, err)
+	v := parseDigits(intPart, frac)
+	if v > MaxCores {
+		return 0, fmt.Errorf("invalid cpu amount %q: more than %d cores", s, MaxCores)
 	}
-	return checkCores(v, s)
+	return Cores(v), nil
 }
 
-// CoresFromFloat validates a CPU amount given as a number.
-func CoresFromFloat(v float64) (Cores, error) {
-	return checkCores(v, strconv.FormatFloat(v, 'g', -1, 64))
+// surroundingSpace refuses leading and trailing white space: " 1" is as
+// likely a template gone wrong as a number.
+func surroundingSpace(s string) error {
+	if strings.TrimSpace(s) != s {
+		return errors.New("leading or trailing space")
+	}
+	return nil
 }
 
-func checkCores(v float64, orig string) (Cores, error) {
-	switch {
-	case math.IsNaN(v) || math.IsInf(v, 0):
-		return 0, fmt.Errorf("invalid cpu amount %s: not a finite number", orig)
-	case v < 0:
-		return 0, fmt.Errorf("invalid cpu amount %s: must not be negative", orig)
-	case v > MaxCores:
-		return 0, fmt.Errorf("invalid cpu amount %s: more than %d cores", orig, MaxCores)
-	}
-	// Round to Docker's NanoCPU resolution so that 0.1+0.2 style noise from a
-	// JSON number never makes a request look bigger than it is.
-	return Cores(math.Round(v*1e9) / 1e9), nil
+// parseDigits converts what splitDecimal returned (digits only, so the
+// one error ParseFloat can give is ErrRange). A number too large for a
+// float64 is +Inf, which the callers' range checks refuse; one too small
+// is 0 or subnormal, which is what its digits mean at this precision.
+func parseDigits(intPart, frac string) float64 {
+	v, _ := strconv.ParseFloat(intPart+"."+frac+"0", 64)
+	return v
 }
 
 // byteUnits are Docker's (go-units RAMInBytes) multipliers: binary, so "1g"
@@ -142,24 +145,31 @@ var byteUnits = map[byte]float64{
 // multiples: k = 1024), optionally followed by "i" and/or "b" and separated
 // by at most one space, so "512m", "512M", "512mb", "512Mi", "512 MiB" and
 // "1.5g" all parse; a bare number is bytes. Fractions are truncated to whole
-// bytes as Docker does. Signs, exponents and unknown units are refused.
+// bytes as Docker does. Signs, exponents, unknown units and surrounding
+// spaces are refused. JSON and YAML numbers are read through it too, as
+// their literal text.
 func ParseBytes(s string) (Bytes, error) {
-	t := strings.TrimSpace(s)
-	if t == "" {
+	if s == "" {
 		return 0, errors.New("empty size (want bytes or a size like \"512m\", \"1g\")")
 	}
-	if strings.HasPrefix(t, "-") {
+	if err := surroundingSpace(s); err != nil {
+		return 0, fmt.Errorf("invalid size %q: %w", s, err)
+	}
+	if strings.HasPrefix(s, "-") {
 		return 0, fmt.Errorf("invalid size %q: must not be negative", s)
 	}
 	// Split the numeric prefix from the unit.
 	i := 0
-	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
+	for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
 		i++
 	}
-	num, unit := t[:i], t[i:]
+	num, unit := s[:i], s[i:]
 	intPart, frac, ok := splitDecimal(num)
 	if !ok {
 		return 0, fmt.Errorf("invalid size %q: want a number of bytes or a size like \"512m\", \"1.5g\"", s)
+	}
+	if isExponent(unit) {
+		return 0, fmt.Errorf("invalid size %q: exponents are not accepted (write the number of bytes in full, or use a unit: \"1g\")", s)
 	}
 	unit = strings.TrimPrefix(unit, " ")
 	mult := 1.0
@@ -179,29 +189,24 @@ func ParseBytes(s string) (Bytes, error) {
 		}
 		mult = m
 	}
-	v, err := strconv.ParseFloat(intPart+"."+frac+"0", 64)
-	if err != nil {
-		return 0, fmt.Errorf("invalid size %q: %w", s, err)
+	v := parseDigits(intPart, frac)
+	if v*mult > MaxBytes {
+		return 0, fmt.Errorf("invalid size %q: more than 1Ei bytes", s)
 	}
-	return checkBytes(v*mult, s)
+	return Bytes(math.Floor(v * mult)), nil
 }
 
-// BytesFromFloat validates a memory or disk amount given as a number of
-// bytes (a JSON or YAML number).
-func BytesFromFloat(v float64) (Bytes, error) {
-	return checkBytes(v, strconv.FormatFloat(v, 'g', -1, 64))
-}
-
-func checkBytes(v float64, orig string) (Bytes, error) {
-	switch {
-	case math.IsNaN(v) || math.IsInf(v, 0):
-		return 0, fmt.Errorf("invalid size %s: not a finite number", orig)
-	case v < 0:
-		return 0, fmt.Errorf("invalid size %s: must not be negative", orig)
-	case v > MaxBytes:
-		return 0, fmt.Errorf("invalid size %s: more than 1Ei bytes", orig)
+// isExponent reports whether what follows a number is an exponent ("e9",
+// "E+3", "e-7"), as a JSON or YAML number may carry.
+func isExponent(s string) bool {
+	if len(s) < 2 || s[0] != 'e' && s[0] != 'E' {
+		return false
 	}
-	return Bytes(math.Floor(v)), nil
+	s = s[1:]
+	if s[0] == '+' || s[0] == '-' {
+		s = s[1:]
+	}
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // splitDecimal splits "12.5" into "12" and "5"; it accepts "12", "12.",
@@ -246,58 +251,37 @@ func (c Cores) MarshalJSON() ([]byte, error) { return []byte(c.String()), nil }
 // MarshalJSON writes b as a whole number of bytes.
 func (b Bytes) MarshalJSON() ([]byte, error) { return []byte(strconv.FormatInt(int64(b), 10)), nil }
 
-// UnmarshalJSON reads a number of cores or a string in ParseCores' form.
+// UnmarshalJSON reads a number of cores or a string, both by ParseCores:
+// a number is read as its literal text, never through a float64 first.
 // null leaves c unchanged, as encoding/json does for other types.
 func (c *Cores) UnmarshalJSON(data []byte) error {
-	s, isString, err := jsonScalar(data)
-	if err != nil || s == "" && !isString {
-		return err
-	}
-	var v Cores
-	if isString {
-		v, err = ParseCores(s)
-	} else {
-		var f float64
-		if f, err = strconv.ParseFloat(s, 64); err == nil {
-			v, err = CoresFromFloat(f)
-		} else {
-			err = fmt.Errorf("invalid cpu amount %s", s)
-		}
-	}
-	if err != nil {
-		return err
-	}
-	*c = v
-	return nil
+	return unmarshalQuantity(data, c, ParseCores)
 }
 
-// UnmarshalJSON reads a number of bytes or a string in ParseBytes' form.
-// null leaves b unchanged.
+// UnmarshalJSON reads a number of bytes or a string, both by ParseBytes,
+// as Cores.UnmarshalJSON does. null leaves b unchanged.
 func (b *Bytes) UnmarshalJSON(data []byte) error {
-	s, isString, err := jsonScalar(data)
-	if err != nil || s == "" && !isString {
+	return unmarshalQuantity(data, b, ParseBytes)
+}
+
+// unmarshalQuantity parses a JSON number's literal or a string's content
+// with parse and stores the result in dst; null leaves dst unchanged.
+func unmarshalQuantity[T any](data []byte, dst *T, parse func(string) (T, error)) error {
+	s, present, err := jsonScalar(data)
+	if err != nil || !present {
 		return err
 	}
-	var v Bytes
-	if isString {
-		v, err = ParseBytes(s)
-	} else {
-		var f float64
-		if f, err = strconv.ParseFloat(s, 64); err == nil {
-			v, err = BytesFromFloat(f)
-		} else {
-			err = fmt.Errorf("invalid size %s", s)
-		}
-	}
+	v, err := parse(s)
 	if err != nil {
 		return err
 	}
-	*b = v
+	*dst = v
 	return nil
 }
 
-// jsonScalar returns a JSON string's content or a number's literal; null is
-// ("", false, nil); anything else is an error naming what it got.
+// jsonScalar returns a JSON string's content or a number's literal, and
+// whether there was one: null is ("", false, nil); anything else is an
+// error naming what it got.
 func jsonScalar(data []byte) (string, bool, error) {
 	data = bytes.TrimSpace(data)
 	switch {
@@ -310,7 +294,7 @@ func jsonScalar(data []byte) (string, bool, error) {
 		}
 		return s, true, nil
 	case data[0] == '-' || data[0] >= '0' && data[0] <= '9':
-		return string(data), false, nil
+		return string(data), true, nil
 	default:
 		return "", false, fmt.Errorf("want a number or a string, got %s", jsonKind(data[0]))
 	}
@@ -328,51 +312,27 @@ func jsonKind(c byte) string {
 	return "an invalid value"
 }
 
-// UnmarshalYAML reads a number of cores or a string in ParseCores' form.
+// UnmarshalYAML reads a number of cores or a string by ParseCores; a YAML
+// number is read as its literal text, as in JSON.
 func (c *Cores) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return errors.New("want a number of cores")
-	}
-	var (
-		v   Cores
-		err error
-	)
-	if n.Tag == "!!int" || n.Tag == "!!float" {
-		var f float64
-		if err = n.Decode(&f); err == nil {
-			v, err = CoresFromFloat(f)
-		}
-	} else {
-		v, err = ParseCores(n.Value)
-	}
-	if err != nil {
-		return err
-	}
-	*c = v
-	return nil
+	return unmarshalYAMLQuantity(n, c, ParseCores, "want a number of cores")
 }
 
-// UnmarshalYAML reads a number of bytes or a string in ParseBytes' form.
+// UnmarshalYAML reads a number of bytes or a size string by ParseBytes; a
+// YAML number is read as its literal text.
 func (b *Bytes) UnmarshalYAML(n *yaml.Node) error {
+	return unmarshalYAMLQuantity(n, b, ParseBytes, "want a number of bytes or a size like \"512m\"")
+}
+
+func unmarshalYAMLQuantity[T any](n *yaml.Node, dst *T, parse func(string) (T, error), want string) error {
 	if n.Kind != yaml.ScalarNode {
-		return errors.New("want a number of bytes or a size like \"512m\"")
+		return errors.New(want)
 	}
-	var (
-		v   Bytes
-		err error
-	)
-	if n.Tag == "!!int" || n.Tag == "!!float" {
-		var f float64
-		if err = n.Decode(&f); err == nil {
-			v, err = BytesFromFloat(f)
-		}
-	} else {
-		v, err = ParseBytes(n.Value)
-	}
+	v, err := parse(n.Value)
 	if err != nil {
 		return err
 	}
-	*b = v
+	*dst = v
 	return nil
 }
 

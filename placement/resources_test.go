@@ -18,7 +18,11 @@ func TestParseCores(t *testing.T) {
 	}{
 		{in: "1", want: 1},
 		{in: "1.5", want: 1.5},
-		{in: " 2 ", want: 2},
+		{in: " 2 ", wantErr: "leading or trailing space"},
+		{in: " 1", wantErr: "leading or trailing space"},
+		{in: "1 ", wantErr: "leading or trailing space"},
+		{in: "1\n", wantErr: "leading or trailing space"},
+		{in: "1.0000000001", wantErr: "too precise"},
 		{in: ".5", want: 0.5},
 		{in: "2.", want: 2},
 		{in: "0", want: 0},
@@ -29,6 +33,7 @@ func TestParseCores(t *testing.T) {
 		{in: "-1", wantErr: "must not be negative"},
 		{in: "500m", wantErr: "not millicores"},
 		{in: "1e3", wantErr: "want a decimal number"},
+		{in: "1E-7", wantErr: "without sign, exponent or unit"},
 		{in: "0x10", wantErr: "want a decimal number"},
 		{in: "NaN", wantErr: "want a decimal number"},
 		{in: "Inf", wantErr: "want a decimal number"},
@@ -39,6 +44,7 @@ func TestParseCores(t *testing.T) {
 		{in: "0.0000000001", wantErr: "too precise"},
 		{in: "100001", wantErr: "more than 100000 cores"},
 		{in: "99999999999999999999999", wantErr: "more than"},
+		{in: strings.Repeat("9", 400), wantErr: "more than 100000 cores"},
 	} {
 		got, err := ParseCores(tc.in)
 		if tc.wantErr != "" {
@@ -93,7 +99,15 @@ func TestParseBytes(t *testing.T) {
 		{in: "1ib", wantErr: "unknown unit"},
 		{in: "1  m", wantErr: "unknown unit"},
 		{in: "m", wantErr: "want a number"},
-		{in: "1e9", wantErr: "unknown unit"},
+		{in: "1e9", wantErr: "exponents are not accepted"},
+		{in: "1E+9", wantErr: "exponents are not accepted"},
+		{in: "1.5e3k", wantErr: "unknown unit"},
+		{in: " 1", wantErr: "leading or trailing space"},
+		{in: "1 ", wantErr: "leading or trailing space"},
+		{in: "512m ", wantErr: "leading or trailing space"},
+		{in: "\t1g", wantErr: "leading or trailing space"},
+		{in: strings.Repeat("9", 400), wantErr: "more than 1Ei"},
+		{in: "0." + strings.Repeat("0", 400) + "1", want: 0},
 		{in: "1.2.3g", wantErr: "want a number"},
 		{in: "0x10", wantErr: "unknown unit"},
 		{in: "1025p", wantErr: "more than 1Ei"},
@@ -144,7 +158,18 @@ func TestResourcesJSON(t *testing.T) {
 		{in: `{"cpu": null}`, want: Resources{}},
 		{in: `{}`, want: Resources{}},
 		{in: `{"cpu": 0.1}`, want: Resources{CPU: 0.1}},
-		{in: `{"memory": 1e9}`, want: Resources{Memory: 1e9}},
+		{in: `{"memory": 1000000000}`, want: Resources{Memory: 1e9}},
+		{in: `{"memory": 1536.5}`, want: Resources{Memory: 1536}},
+		{in: `{"cpu": 1.000000001}`, want: Resources{CPU: 1.000000001}},
+		// A number is read as its literal, by the string's parser: the same
+		// value given either way gets the same answer.
+		{in: `{"cpu": 1.0000000001}`, wantField: "cpu", wantErr: "too precise"},
+		{in: `{"cpu": "1.0000000001"}`, wantField: "cpu", wantErr: "too precise"},
+		{in: `{"memory": 1e9}`, wantField: "memory", wantErr: "exponents are not accepted"},
+		{in: `{"cpu": 1e-7}`, wantField: "cpu", wantErr: "exponent"},
+		{in: `{"cpu": -0}`, wantField: "cpu", wantErr: "must not be negative"},
+		{in: `{"cpu": " 1"}`, wantField: "cpu", wantErr: "leading or trailing space"},
+		{in: `{"memory": "1g "}`, wantField: "memory", wantErr: "leading or trailing space"},
 		{in: `{"cpu": -1}`, wantField: "cpu", wantErr: "must not be negative"},
 		{in: `{"memory": "-1g"}`, wantField: "memory", wantErr: "must not be negative"},
 		{in: `{"memory": "12 parsecs"}`, wantField: "memory", wantErr: "unknown unit"},
@@ -201,6 +226,21 @@ func TestResourcesYAML(t *testing.T) {
 	}
 	if err := yaml.Unmarshal([]byte("mem: lots\n"), &got); err == nil || !strings.Contains(err.Error(), "invalid size") {
 		t.Errorf("bad yaml size: err = %v", err)
+	}
+	// YAML numbers go through the string parsers too: the same rule as a
+	// quoted value and as JSON.
+	for in, want := range map[string]string{
+		"cpu: 1.0000000001\n":     "too precise",
+		"cpu: \"1.0000000001\"\n": "too precise",
+		"cpu: \" 1\"\n":           "leading or trailing space",
+		"cpu: 0x10\n":             "want a decimal number",
+		"cpu: .inf\n":             "want a decimal number",
+		"mem: 1e9\n":              "exponents are not accepted",
+		"n: \"1024 \"\n":          "leading or trailing space",
+	} {
+		if err := yaml.Unmarshal([]byte(in), &got); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("yaml %q: err = %v, want containing %q", in, err, want)
+		}
 	}
 }
 

@@ -234,6 +234,7 @@ func run(args []string) int {
 		Placer:    placer,
 		Tokens:    tokens,
 		Ready:     src.Ready,
+		// Run in this order on POST /-/reload and SIGHUP, each on its own.
 		Reloaders: []api.Reloader{
 			{Name: "placement policy", Reload: policies.Reload, Code: api.CodeInvalidPolicy},
 			{Name: "bearer tokens", Reload: tokens.Reload},
@@ -271,8 +272,10 @@ func run(args []string) int {
 			return fail("serving", err)
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
+				// Each file reloads or is refused on its own (a bad policy
+				// does not keep rotated tokens out); each outcome is logged.
 				if err := handler.Reload(); err != nil {
-					logger.Error("reload on SIGHUP failed, keeping the previous configuration", "err", err)
+					logger.Error("reload on SIGHUP failed for some files: they keep their previous configuration, the others were reloaded", "err", err)
 				}
 				continue
 			}

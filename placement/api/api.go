@@ -58,7 +58,8 @@ type Options struct {
 	// Ready reports whether the data source answers (/-/ready). Nil means
 	// "a snapshot can be taken".
 	Ready func(ctx context.Context) error
-	// Reloaders run, in order, on POST /-/reload.
+	// Reloaders run, in order and each on its own, on POST /-/reload and
+	// Reload (SIGHUP).
 	Reloaders []Reloader
 	// Registerer receives the API's metrics; Gatherer is served on /metrics.
 	Registerer prometheus.Registerer
@@ -161,16 +162,58 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.echo.ServeHT
 // reloadPath reloads the configuration files.
 const reloadPath = "/-/reload"
 
-// Reload runs every reloader, stopping at the first failure. The error is
-// a *ReloadError.
+// Reload runs every reloader, each on its own: one that refuses its file
+// keeps its previous configuration and neither stops nor undoes the
+// others (a bad policy file must not keep a rotated token file from being
+// read). The error joins a *ReloadError per refusal; nil when all
+// reloaded.
 func (a *API) Reload() error {
+	_, err := a.reloadEach()
+	return err
+}
+
+// Reload outcomes.
+const (
+	ReloadReloaded = "reloaded"
+	ReloadRefused  = "refused"
+)
+
+// ReloadOutcome is what one reloader did on a reload.
+type ReloadOutcome struct {
+	// Name is the reloader's (e.g. "placement policy", "bearer tokens").
+	Name string `json:"name"`
+	// Outcome is ReloadReloaded, or ReloadRefused when the file was refused
+	// and the previous configuration stays.
+	Outcome string `json:"outcome"`
+	// Error says why it was refused: code, message and, for the policy,
+	// the field path at fault.
+	Error *Error `json:"error,omitempty"`
+}
+
+// ReloadAnswer is the body of a 200 from /-/reload, and the details of its
+// 422: every reloader's outcome, in the order they ran.
+type ReloadAnswer struct {
+	Reloaders []ReloadOutcome `json:"reloaders"`
+}
+
+// reloadEach runs every reloader and returns each one's outcome, and the
+// refusals joined (nil when none).
+func (a *API) reloadEach() ([]ReloadOutcome, error) {
+	outcomes := make([]ReloadOutcome, 0, len(a.opts.Reloaders))
+	var refusals []error
 	for _, r := range a.opts.Reloaders {
-		if err := r.Reload(); err != nil {
-			return &ReloadError{Reloader: r.Name, Code: r.Code, Err: err}
+		err := r.Reload()
+		if err == nil {
+			a.logger.Info("reloaded", "what", r.Name)
+			outcomes = append(outcomes, ReloadOutcome{Name: r.Name, Outcome: ReloadReloaded})
+			continue
 		}
-		a.logger.Info("reloaded", "what", r.Name)
+		re := &ReloadError{Reloader: r.Name, Code: r.Code, Err: err}
+		a.logger.Error("reload refused, keeping the previous configuration", "what", r.Name, "err", err)
+		refusals = append(refusals, re)
+		outcomes = append(outcomes, ReloadOutcome{Name: r.Name, Outcome: ReloadRefused, Error: re.apiError()})
 	}
-	return nil
+	return outcomes, errors.Join(refusals...)
 }
 
 // ReloadError is a refused reload: which reloader refused its file, and why.
@@ -181,6 +224,21 @@ type ReloadError struct {
 }
 
 func (e *ReloadError) Error() string { return fmt.Sprintf("reloading %s: %v", e.Reloader, e.Err) }
+
+// apiError is the refusal in the JSON error model: the reloader's code
+// (invalid_argument when it has none) and the first field at fault (a
+// policy error may join several; the message lists them all).
+func (e *ReloadError) apiError() *Error {
+	out := &Error{Status: http.StatusUnprocessableEntity, Code: e.Code, Message: e.Error()}
+	if out.Code == "" {
+		out.Code = CodeInvalidArgument
+	}
+	var fe *placement.FieldError
+	if errors.As(e.Err, &fe) {
+		out.Field = fe.Field
+	}
+	return out
+}
 
 func (e *ReloadError) Unwrap() error { return e.Err }
 
@@ -203,27 +261,26 @@ func (a *API) ready(c echo.Context) error {
 	return c.String(http.StatusOK, "Ready\n")
 }
 
-// reload answers a refused configuration file with 422: reloading only
-// reads the operator's files, so a failure is bad input, never a fault of
-// the server. The previous configuration stays.
+// reload answers with every reloader's outcome: 200 when all reloaded,
+// else 422 (reloading only reads the operator's files, so a refusal is bad
+// input, never a fault of the server) in the JSON error model, with the
+// first refusal's code and field, every refusal in the message, and the
+// outcomes in details. A refused file's previous configuration stays; the
+// other files are reloaded all the same.
 func (a *API) reload(c echo.Context) error {
-	err := a.Reload()
+	outcomes, err := a.reloadEach()
+	answer := ReloadAnswer{Reloaders: outcomes}
 	if err == nil {
-		return c.String(http.StatusOK, "Reloaded\n")
+		return c.JSON(http.StatusOK, answer)
 	}
-	a.logger.Error("reload failed, keeping the previous configuration", "err", err)
-	apiErr := &Error{Status: http.StatusUnprocessableEntity, Code: CodeInvalidArgument, Message: err.Error()}
-	var re *ReloadError
-	if errors.As(err, &re) && re.Code != "" {
-		apiErr.Code = re.Code
+	var first *Error
+	for _, o := range outcomes {
+		if o.Error != nil {
+			first = o.Error
+			break
+		}
 	}
-	// The first field at fault (a policy error may join several; the
-	// message lists them all).
-	var fe *placement.FieldError
-	if errors.As(err, &fe) {
-		apiErr.Field = fe.Field
-	}
-	return apiErr
+	return &Error{Status: http.StatusUnprocessableEntity, Code: first.Code, Field: first.Field, Message: err.Error(), Details: answer}
 }
 
 // snapshot reads the fleet, turning a source failure into 503.

@@ -77,6 +77,10 @@ type BuildPlacementResponse struct {
 	Summary    string               `json:"summary"`
 	// Wait is the shortest expected wait when every build server is full.
 	Wait *placement.BuildWait `json:"wait,omitempty"`
+	// TieBreak is set when the chosen server won a tie-break among servers
+	// within builds.tie_tolerance of the least loaded, rather than being
+	// the single least loaded one.
+	TieBreak *placement.BuildTieBreak `json:"tie_break,omitempty"`
 	// Servers is every build server's load as the decision saw it.
 	Servers  []placement.BuildLoad   `json:"servers"`
 	Estimate placement.BuildEstimate `json:"estimate"`
@@ -261,6 +265,7 @@ func (b *builds) createBuildPlacement(c echo.Context) error {
 		Considered:   dec.Considered,
 		Summary:      dec.Summary,
 		Wait:         decider.Wait,
+		TieBreak:     decider.TieBreak,
 		Servers:      decider.Loads,
 		Estimate:     est,
 		Requirements: need,
@@ -268,8 +273,10 @@ func (b *builds) createBuildPlacement(c echo.Context) error {
 		Replayed:     dec.Replayed,
 	}
 	if dec.Replayed {
-		// The first answer is replayed; the loads are today's.
+		// The first answer is replayed; the loads are today's, and no
+		// tie-break decided this time.
 		out.Outcome = placement.BuildPlaced
+		out.TieBreak = nil
 		out.Servers = p.BuildLoads(snap, b.api.opts.Placer.Store().List())
 		if dec.Reservation != nil {
 			out.Requirements = dec.Reservation.Resources

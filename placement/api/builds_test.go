@@ -344,3 +344,80 @@ func TestBuildHistoryQuery(t *testing.T) {
 		t.Errorf("no container: ok %v err %v", ok, err)
 	}
 }
+
+// TestBuildPlacementTieBreak: build choice is strictly least loaded by
+// default (a server 2 load points more loaded is never chosen, whatever
+// the request's hash), and the answer says when a tie-break decided:
+// tie_break names the servers within builds.tie_tolerance of the least
+// loaded, the chosen one first.
+func TestBuildPlacementTieBreak(t *testing.T) {
+	fleet := func() *placement.Snapshot {
+		now := time.Now()
+		snap := testFleet()
+		delete(snap.Servers, "build-1")
+		for _, b := range []struct {
+			name string
+			cpu  float64
+		}{{"build-a", 0.10}, {"build-b", 0.15}, {"build-c", 0.10}} { // 10, 12 and 10 load points
+			s := server(b.name, "build", "", 8, 16, 200, 5*time.Second, now)
+			s.CPU.Utilisation, s.CPU.PeakUtilisation = b.cpu, b.cpu
+			s.Memory.AvailableBytes = 16 * gibF * 0.8
+			s.Memory.PeakUsedBytes = 16 * gibF * 0.2
+			snap.Servers[b.name] = s
+		}
+		return snap
+	}
+	place := func(e *testEnv, key string) (BuildPlacementResponse, map[string]any) {
+		t.Helper()
+		status, b, _ := e.do("POST", "/api/v1/builds/placements", `{"idempotency_key":"`+key+`"}`)
+		if status != 200 {
+			t.Fatalf("POST /builds/placements: %d %s", status, b)
+		}
+		checkSchema(t, "POST", "/builds/placements", status, b)
+		var out BuildPlacementResponse
+		var raw map[string]any
+		if err := json.Unmarshal(b, &out); err != nil || json.Unmarshal(b, &raw) != nil {
+			t.Fatal(err)
+		}
+		return out, raw
+	}
+
+	e := newTestEnv(t)
+	e.fleet.snap = fleet()
+	chosen := map[string]bool{}
+	for i := range 40 {
+		out, _ := place(e, fmt.Sprintf("deploy-%d", i))
+		chosen[out.Chosen] = true
+		if out.TieBreak == nil || out.TieBreak.Tolerance != 0 || out.TieBreak.Servers[0] != out.Chosen ||
+			!slices.Equal(slices.Sorted(slices.Values(out.TieBreak.Servers)), []string{"build-a", "build-c"}) {
+			t.Fatalf("equal build-a and build-c: chose %s, tie_break %+v", out.Chosen, out.TieBreak)
+		}
+	}
+	if chosen["build-b"] || len(chosen) != 2 {
+		t.Errorf("chosen over 40 keys: %v; want build-a and build-c, never build-b (2 points more loaded)", chosen)
+	}
+
+	// A single least-loaded server: no tie_break in the answer.
+	e.fleet.snap.Servers["build-c"].CPU.Utilisation = 0.11
+	if out, raw := place(e, "single"); out.Chosen != "build-a" || raw["tie_break"] != nil {
+		t.Errorf("single least loaded: chose %s, tie_break %v", out.Chosen, raw["tie_break"])
+	}
+
+	// builds.tie_tolerance 2 lets build-b (2 points more) into the tie, and says so.
+	p, err := placement.ParsePolicy([]byte("builds: {tie_tolerance: 2}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = newTestEnv(t, withPolicy(placement.NewStaticPolicyStore(p)))
+	e.fleet.snap = fleet()
+	for i := range 40 {
+		out, _ := place(e, fmt.Sprintf("deploy-%d", i))
+		chosen[out.Chosen] = true
+		if out.TieBreak == nil || out.TieBreak.Tolerance != 2 || len(out.TieBreak.Servers) != 3 {
+			t.Fatalf("tolerance 2: tie_break %+v", out.TieBreak)
+		}
+	}
+	if !chosen["build-b"] {
+		t.Error("tolerance 2: build-b never chosen over 40 keys")
+	}
+}

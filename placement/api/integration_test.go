@@ -234,7 +234,9 @@ func memTotalKiB(t *testing.T) float64 {
 // TestIntegrationRemoteUnreachable runs the real berth-placement in remote
 // mode against a Prometheus that is not there, with bearer tokens: the API
 // answers 503 (never a guess), tokens are enforced, and a bad policy on
-// SIGHUP is refused while the process keeps serving.
+// SIGHUP is refused while the process keeps serving and the rotated token
+// file next to it is reloaded all the same; /-/reload then lists each
+// file's outcome.
 func TestIntegrationRemoteUnreachable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -281,6 +283,7 @@ func TestIntegrationRemoteUnreachable(t *testing.T) {
 	}
 
 	writeFile(t, dir, "policy.yml", "scoring:\n  strategy: [not, a, strategy]\n")
+	writeFile(t, dir, "tokens", "rotated-token\n")
 	if err := proc.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +297,34 @@ func TestIntegrationRemoteUnreachable(t *testing.T) {
 	if status, _ := call("GET", "/-/healthy", ""); status != 200 {
 		t.Errorf("not serving after a refused reload: %d", status)
 	}
-	if strings.Contains(proc.Output(), "itest-token") {
-		t.Error("the log shows a bearer token")
+	if status, e := call("GET", "/api/v1/servers", "rotated-token"); status != 503 {
+		t.Errorf("rotated token after SIGHUP with a bad policy: %d %+v, want 503 (authenticated, Prometheus down)", status, e)
+	}
+	if status, _ := call("GET", "/api/v1/servers", "itest-token"); status != 401 {
+		t.Errorf("token rotated out still accepted after SIGHUP: %d", status)
+	}
+
+	// /-/reload: 422 invalid_policy naming the field, each file listed.
+	writeFile(t, dir, "tokens", "rotated-token\nthird-token\n")
+	status, e := call("POST", "/-/reload", "rotated-token")
+	if status != 422 || e.Code != api.CodeInvalidPolicy || e.Field != "scoring.strategy" {
+		t.Errorf("/-/reload with a bad policy: %d %+v", status, e)
+	}
+	var details api.ReloadAnswer
+	if raw, err := json.Marshal(e.Details); err != nil || json.Unmarshal(raw, &details) != nil || len(details.Reloaders) != 3 {
+		t.Fatalf("/-/reload details %v, want the outcome of each of the 3 reloaders", e.Details)
+	}
+	for i, want := range []string{api.ReloadRefused, api.ReloadReloaded, api.ReloadReloaded} {
+		if got := details.Reloaders[i]; got.Outcome != want {
+			t.Errorf("reloader %q: %s, want %s", got.Name, got.Outcome, want)
+		}
+	}
+	if status, _ := call("GET", "/api/v1/servers", "third-token"); status != 503 {
+		t.Errorf("token added next to a bad policy not in force: %d", status)
+	}
+	for _, tok := range []string{"itest-token", "rotated-token", "third-token"} {
+		if strings.Contains(proc.Output(), tok) {
+			t.Errorf("the log shows the bearer token %s", tok)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -28,16 +29,22 @@ func openAPIDoc(t *testing.T) map[string]any {
 }
 
 // TestOpenAPIMatchesRoutes: every route registered under /api/v1 is in the
-// document with its method, and every documented operation is registered.
+// document with its method, and every documented operation is registered
+// (under /api/v1, or at the root for a path item whose servers say "/",
+// as /-/reload).
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	e := newTestEnv(t)
 	doc := openAPIDoc(t)
 	if doc["openapi"] != "3.0.3" {
 		t.Errorf("openapi version %v", doc["openapi"])
 	}
-	registered := map[string]bool{}
+	registered, atRoot := map[string]bool{}, map[string]bool{}
 	for _, r := range e.api.echo.Routes() {
-		if !strings.HasPrefix(r.Path, Prefix+"/") || strings.HasSuffix(r.Path, "/*") {
+		if strings.HasSuffix(r.Path, "/*") {
+			continue
+		}
+		if !strings.HasPrefix(r.Path, Prefix+"/") {
+			atRoot[strings.ToLower(r.Method)+" "+r.Path] = true
 			continue
 		}
 		registered[strings.ToLower(r.Method)+" "+openAPIPath(strings.TrimPrefix(r.Path, Prefix))] = true
@@ -45,7 +52,19 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	documented := map[string]bool{}
 	param := regexp.MustCompile(`\{([^}]+)\}`)
 	for path, item := range doc["paths"].(map[string]any) {
-		for method, op := range item.(map[string]any) {
+		item := item.(map[string]any)
+		if servers := asSlice(item["servers"]); len(servers) > 0 {
+			if len(servers) != 1 || servers[0].(map[string]any)["url"] != "/" {
+				t.Errorf("%s: servers %v, want the root (/)", path, servers)
+			}
+			for method := range item {
+				if method != "servers" && !atRoot[method+" "+path] {
+					t.Errorf("openapi.yaml documents %s %s at the root, which is not registered", method, path)
+				}
+			}
+			continue
+		}
+		for method, op := range item {
 			key := method + " " + path
 			documented[key] = true
 			// Every path parameter is declared.
@@ -142,6 +161,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"BuildPlacementRequest":  reflect.TypeFor[BuildPlacementRequest](),
 		"BuildPlacementResponse": reflect.TypeFor[BuildPlacementResponse](),
 		"BuildWait":              reflect.TypeFor[placement.BuildWait](),
+		"BuildTieBreak":          reflect.TypeFor[placement.BuildTieBreak](),
 		"BuildStartRequest":      reflect.TypeFor[BuildStartRequest](),
 		"BuildFinishResponse":    reflect.TypeFor[BuildFinishResponse](),
 		// organizations
@@ -158,6 +178,9 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"QuotaCheck":             reflect.TypeFor[placement.QuotaCheck](),
 		"QuotaExceeded":          reflect.TypeFor[placement.QuotaExceeded](),
 		"ExcessServers":          reflect.TypeFor[placement.ExcessServers](),
+		// /-/reload
+		"ReloadAnswer":  reflect.TypeFor[ReloadAnswer](),
+		"ReloadOutcome": reflect.TypeFor[ReloadOutcome](),
 	}
 	for name, typ := range types {
 		s, ok := schemas[name].(map[string]any)
@@ -194,7 +217,18 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 // against the documented response schemas (no undocumented field, right
 // types, enums respected).
 func TestOpenAPIValidatesResponses(t *testing.T) {
-	e := newTestEnv(t)
+	refuse := false // set for the reload that is to be refused
+	e := newTestEnv(t, func(o *Options, _ *testEnv) {
+		o.Reloaders = []Reloader{
+			{Name: "placement policy", Code: CodeInvalidPolicy, Reload: func() error {
+				if refuse {
+					return &placement.FieldError{Field: "scoring.strategy", Err: errors.New("must be \"spread\" or \"pack\"")}
+				}
+				return nil
+			}},
+			{Name: "bearer tokens", Reload: func() error { return nil }},
+		}
+	})
 	doc := openAPIDoc(t)
 	var d PlacementResponse
 	e.json("POST", "/api/v1/placements", `{"requirements":{"cpu":1},"reserve":true}`, 200, &d)
@@ -215,7 +249,10 @@ func TestOpenAPIValidatesResponses(t *testing.T) {
 		{"GET", "/api/v1/reservations", "/reservations", "", 200},
 		{"POST", "/api/v1/reservations/" + id + "/confirm", "/reservations/{id}/confirm", "", 200},
 		{"DELETE", "/api/v1/reservations/" + id, "/reservations/{id}", "", 200},
+		{"POST", "/-/reload", "/-/reload", "", 200},
+		{"POST", "/-/reload?refuse", "/-/reload", "", 422},
 	} {
+		refuse = strings.HasSuffix(c.path, "?refuse")
 		status, b, _ := e.do(c.method, c.path, c.body)
 		if status != c.status {
 			t.Fatalf("%s %s: %d %s", c.method, c.path, status, b)
