@@ -370,6 +370,10 @@ func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 			}
 			time.Sleep(300 * time.Millisecond)
 		}
+		// Last-known values are what the rules held at the server's last
+		// sample, so at most one rule evaluation (1s here) behind it: let
+		// a few pass before it goes silent.
+		time.Sleep(3 * time.Second)
 		stale := fleet.Server("app-2")
 		stale.SetAnswering(false)
 		defer stale.SetAnswering(true)

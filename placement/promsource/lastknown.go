@@ -20,8 +20,9 @@ import (
 // still running there, and build loads must not show an idle server. The
 // instant rules query cannot see those values (recording rules stop with
 // their input), so the same selector is read once more for those servers,
-// at the moment each was last seen (PromQL's @ modifier): exactly what the
-// server reported last, applications that had already stopped excluded.
+// at the moment each was last seen (PromQL's @ modifier): what the rules
+// held then (at most one rule evaluation behind its last sample),
+// applications that had already stopped excluded.
 //
 // A server's last-seen time only moves while it answers, so what was read
 // for one (server, last seen) pair stays true: it is kept and the query is
