@@ -119,67 +119,71 @@ func TestParsePolicyRefusesEmpty(t *testing.T) {
 	}
 }
 
+// policyErrorCases are policies ParsePolicy refuses, with what the error
+// must say; FuzzParsePolicy is seeded with them too.
+var policyErrorCases = []struct {
+	name string
+	in   string
+	want []string // each must appear in the error
+}{
+	{"unknown top key", "fitt: {}\n", []string{"fitt: line 1: unknown field"}},
+	{"unknown nested key", "fit:\n  max_utilisation:\n    gpu: 0.5\n", []string{"fit.max_utilisation.gpu: line 3: unknown field"}},
+	{"unknown key in map value", "builds:\n  profiles:\n    x: {cpu: 1}\n", []string{"builds.profiles.x.cpu: line 3: unknown field"}},
+	{"bad number", "fit:\n  default_disk_threshold: high\n", []string{`fit.default_disk_threshold: line 2: invalid value "high": want a number`}},
+	{"bad duration", "freshness:\n  fresh: 60\n", []string{"freshness.fresh: line 2", "want a duration"}},
+	{"bad size", "fit:\n  default_request:\n    memory: 12 parsecs\n", []string{"fit.default_request.memory: line 3", "unknown unit"}},
+	{"section not a mapping", "fit: 3\n", []string{"fit: line 1: want a mapping"}},
+	{"scalar where mapping", "- a\n", []string{"must be a mapping"}},
+	{"not yaml", "fit: [\n", []string{"parse yaml"}},
+	{"ratio > 1", "fit:\n  max_utilisation:\n    cpu: 1.5\n", []string{"fit.max_utilisation.cpu: must be > 0 and ≤ 1, got 1.5"}},
+	{"ratio 0", "fit:\n  max_utilisation:\n    disk: 0\n", []string{"fit.max_utilisation.disk: must be > 0"}},
+	{"negative default request", "fit:\n  default_request:\n    cpu: -1\n", []string{"fit.default_request.cpu", "must not be negative"}},
+	{"stale < fresh", "freshness:\n  fresh: 5m\n  stale: 1m\n", []string{"freshness.stale: must be ≥ freshness.fresh"}},
+	{"snapshot cache is a flag, not policy", "snapshot:\n  cache_ttl: 2m\n", []string{"snapshot", "unknown field"}},
+	{"bad strategy", "scoring:\n  strategy: random\n", []string{`scoring.strategy: must be "spread" or "pack", got "random"`}},
+	{"all weights zero", "scoring:\n  weights: {cpu: 0, memory: 0, disk: 0}\n", []string{"scoring.weights: at least one weight must be > 0"}},
+	{"tie tolerance", "scoring:\n  tie_tolerance: 101\n", []string{"scoring.tie_tolerance: must be between 0 and 100"}},
+	{"max ttl < default", "reservations:\n  max_ttl: 1m\n", []string{"reservations.max_ttl: must be ≥ reservations.default_ttl"}},
+	{"zero grace", "reservations:\n  confirm_grace: 0s\n", []string{"reservations.confirm_grace: must be > 0"}},
+	{"profile memory", "builds:\n  profiles:\n    node_application:\n      memory: 0\n", []string{"builds.profiles.node_application.memory: must be > 0"}},
+	{"profile cpu", "builds:\n  profiles:\n    simple_static:\n      cpu_percent: 150\n", []string{"builds.profiles.simple_static.cpu_percent: must be > 0 and ≤ 100, got 150"}},
+	{"new profile incomplete", "builds:\n  profiles:\n    rust: {cpu_percent: 50}\n", []string{"builds.profiles.rust.memory: must be > 0", "builds.profiles.rust.duration: must be > 0"}},
+	{"default profile unknown", "builds:\n  default_profile: rust\n", []string{`builds.default_profile: "rust" is not one of builds.profiles`}},
+	{"build cap", "builds:\n  concurrent_builds: 0\n", []string{"builds.concurrent_builds: must be ≥ 1, got 0"}},
+	{"server build cap", "builds:\n  servers:\n    b1: {concurrent_builds: -1}\n", []string{"builds.servers.b1.concurrent_builds: must be ≥ 0, got -1"}},
+	{"build weight", "builds:\n  weights: {queue: -10}\n", []string{"builds.weights.queue: must be ≥ 0, got -10"}},
+	{"dockerfile factor", "builds:\n  adjustments: {dockerfile_memory_factor: 0}\n", []string{"builds.adjustments.dockerfile_memory_factor: must be > 0"}},
+	{"quota negative", "quotas:\n  organizations:\n    acme: {max_servers: -1, max_memory_gb: -2}\n", []string{"quotas.organizations.acme.max_servers: must be ≥ 0", "quotas.organizations.acme.max_memory_gb: must be ≥ 0"}},
+	{"quota cpu bad", "quotas:\n  organizations:\n    acme: {max_cpu_cores: lots}\n", []string{"quotas.organizations.acme.max_cpu_cores: line 3"}},
+	{"quota unknown key", "quotas:\n  organizations:\n    acme: {max_gpus: 1}\n", []string{"quotas.organizations.acme.max_gpus: line 3: unknown field"}},
+	{"several at once", "fit:\n  max_utilisation: {cpu: 2, memory: 2}\n", []string{"fit.max_utilisation.cpu", "fit.max_utilisation.memory"}},
+	// A key without a value is refused, naming it, rather than emptying
+	// the setting (a truncated file, or a section left empty).
+	{"truncated after a section", "builds:\n  concurrent_builds: 5\nquotas:\n", []string{"quotas: line 3: no value", "leave the key out to keep its default"}},
+	{"empty organizations", "quotas:\n  organizations:\n", []string{"quotas.organizations: line 2: no value"}},
+	{"empty build servers", "builds:\n  servers:\n", []string{"builds.servers: line 2: no value"}},
+	{"explicit null", "scoring:\n  tie_tolerance: null\n", []string{"scoring.tie_tolerance: line 2: no value"}},
+	{"null quota limit", "quotas:\n  organizations:\n    acme: {max_servers: ~}\n", []string{"quotas.organizations.acme.max_servers: line 3: no value"}},
+	{"organization without limits", "quotas:\n  organizations:\n    acme:\n", []string{"quotas.organizations.acme: line 3: no value"}},
+	{"null cpu", "fit:\n  default_request:\n    cpu:\n", []string{"fit.default_request.cpu: line 3: no value"}},
+	// Fractions where a whole number is wanted, in every int field.
+	{"fractional max_servers", "quotas:\n  organizations:\n    acme: {max_servers: 2.5}\n", []string{"quotas.organizations.acme.max_servers: line 3: invalid value 2.5: want a whole number"}},
+	{"fractional max_applications", "quotas:\n  organizations:\n    acme: {max_applications: 0.1}\n", []string{"quotas.organizations.acme.max_applications: line 3: invalid value 0.1: want a whole number"}},
+	{"fractional build cap", "builds:\n  concurrent_builds: 2.9\n", []string{"builds.concurrent_builds: line 2: invalid value 2.9: want a whole number"}},
+	{"fractional server cap", "builds:\n  servers:\n    b1: {concurrent_builds: 1.5}\n", []string{"builds.servers.b1.concurrent_builds: line 3: invalid value 1.5: want a whole number"}},
+	{"whole number too large", "builds:\n  concurrent_builds: 1e30\n", []string{"builds.concurrent_builds: line 2", "want a whole number"}},
+	// Duplicate keys, at any depth: the last one must not silently win.
+	{"duplicate section", "scoring:\n  strategy: pack\nscoring:\n  strategy: spread\n", []string{"scoring: line 3: duplicate key (first at line 1)"}},
+	{"duplicate leaf", "builds:\n  concurrent_builds: 5\n  concurrent_builds: 2\n", []string{"builds.concurrent_builds: line 3: duplicate key (first at line 2)"}},
+	{"duplicate organization", "quotas:\n  organizations:\n    acme: {max_servers: 3}\n    acme: {max_servers: 9}\n", []string{"quotas.organizations.acme: line 4: duplicate key (first at line 3)"}},
+	{"duplicate in a flow mapping", "quotas:\n  organizations:\n    acme: {max_servers: 3, max_servers: 9}\n", []string{"quotas.organizations.acme.max_servers: line 3: duplicate key"}},
+	{"duplicate profile key", "builds:\n  profiles:\n    rust:\n      memory: 1g\n      memory: 2g\n", []string{"builds.profiles.rust.memory: line 5: duplicate key (first at line 4)"}},
+	{"two documents", "scoring:\n  strategy: pack\n---\nscoring:\n  strategy: spread\n", []string{"line 3: a second YAML document", "the policy is one document"}},
+	{"non-scalar key", "quotas:\n  organizations:\n    ? [a, b]\n    : {max_servers: 1}\n", []string{"quotas.organizations: line 3: a key must be a name"}},
+}
+
 func TestParsePolicyErrors(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		in   string
-		want []string // each must appear in the error
-	}{
-		{"unknown top key", "fitt: {}\n", []string{"fitt: line 1: unknown field"}},
-		{"unknown nested key", "fit:\n  max_utilisation:\n    gpu: 0.5\n", []string{"fit.max_utilisation.gpu: line 3: unknown field"}},
-		{"unknown key in map value", "builds:\n  profiles:\n    x: {cpu: 1}\n", []string{"builds.profiles.x.cpu: line 3: unknown field"}},
-		{"bad number", "fit:\n  default_disk_threshold: high\n", []string{`fit.default_disk_threshold: line 2: invalid value "high": want a number`}},
-		{"bad duration", "freshness:\n  fresh: 60\n", []string{"freshness.fresh: line 2", "want a duration"}},
-		{"bad size", "fit:\n  default_request:\n    memory: 12 parsecs\n", []string{"fit.default_request.memory: line 3", "unknown unit"}},
-		{"section not a mapping", "fit: 3\n", []string{"fit: line 1: want a mapping"}},
-		{"scalar where mapping", "- a\n", []string{"must be a mapping"}},
-		{"not yaml", "fit: [\n", []string{"parse yaml"}},
-		{"ratio > 1", "fit:\n  max_utilisation:\n    cpu: 1.5\n", []string{"fit.max_utilisation.cpu: must be > 0 and ≤ 1, got 1.5"}},
-		{"ratio 0", "fit:\n  max_utilisation:\n    disk: 0\n", []string{"fit.max_utilisation.disk: must be > 0"}},
-		{"negative default request", "fit:\n  default_request:\n    cpu: -1\n", []string{"fit.default_request.cpu", "must not be negative"}},
-		{"stale < fresh", "freshness:\n  fresh: 5m\n  stale: 1m\n", []string{"freshness.stale: must be ≥ freshness.fresh"}},
-		{"snapshot cache is a flag, not policy", "snapshot:\n  cache_ttl: 2m\n", []string{"snapshot", "unknown field"}},
-		{"bad strategy", "scoring:\n  strategy: random\n", []string{`scoring.strategy: must be "spread" or "pack", got "random"`}},
-		{"all weights zero", "scoring:\n  weights: {cpu: 0, memory: 0, disk: 0}\n", []string{"scoring.weights: at least one weight must be > 0"}},
-		{"tie tolerance", "scoring:\n  tie_tolerance: 101\n", []string{"scoring.tie_tolerance: must be between 0 and 100"}},
-		{"max ttl < default", "reservations:\n  max_ttl: 1m\n", []string{"reservations.max_ttl: must be ≥ reservations.default_ttl"}},
-		{"zero grace", "reservations:\n  confirm_grace: 0s\n", []string{"reservations.confirm_grace: must be > 0"}},
-		{"profile memory", "builds:\n  profiles:\n    node_application:\n      memory: 0\n", []string{"builds.profiles.node_application.memory: must be > 0"}},
-		{"profile cpu", "builds:\n  profiles:\n    simple_static:\n      cpu_percent: 150\n", []string{"builds.profiles.simple_static.cpu_percent: must be > 0 and ≤ 100, got 150"}},
-		{"new profile incomplete", "builds:\n  profiles:\n    rust: {cpu_percent: 50}\n", []string{"builds.profiles.rust.memory: must be > 0", "builds.profiles.rust.duration: must be > 0"}},
-		{"default profile unknown", "builds:\n  default_profile: rust\n", []string{`builds.default_profile: "rust" is not one of builds.profiles`}},
-		{"build cap", "builds:\n  concurrent_builds: 0\n", []string{"builds.concurrent_builds: must be ≥ 1, got 0"}},
-		{"server build cap", "builds:\n  servers:\n    b1: {concurrent_builds: -1}\n", []string{"builds.servers.b1.concurrent_builds: must be ≥ 0, got -1"}},
-		{"build weight", "builds:\n  weights: {queue: -10}\n", []string{"builds.weights.queue: must be ≥ 0, got -10"}},
-		{"dockerfile factor", "builds:\n  adjustments: {dockerfile_memory_factor: 0}\n", []string{"builds.adjustments.dockerfile_memory_factor: must be > 0"}},
-		{"quota negative", "quotas:\n  organizations:\n    acme: {max_servers: -1, max_memory_gb: -2}\n", []string{"quotas.organizations.acme.max_servers: must be ≥ 0", "quotas.organizations.acme.max_memory_gb: must be ≥ 0"}},
-		{"quota cpu bad", "quotas:\n  organizations:\n    acme: {max_cpu_cores: lots}\n", []string{"quotas.organizations.acme.max_cpu_cores: line 3"}},
-		{"quota unknown key", "quotas:\n  organizations:\n    acme: {max_gpus: 1}\n", []string{"quotas.organizations.acme.max_gpus: line 3: unknown field"}},
-		{"several at once", "fit:\n  max_utilisation: {cpu: 2, memory: 2}\n", []string{"fit.max_utilisation.cpu", "fit.max_utilisation.memory"}},
-		// A key without a value is refused, naming it, rather than emptying
-		// the setting (a truncated file, or a section left empty).
-		{"truncated after a section", "builds:\n  concurrent_builds: 5\nquotas:\n", []string{"quotas: line 3: no value", "leave the key out to keep its default"}},
-		{"empty organizations", "quotas:\n  organizations:\n", []string{"quotas.organizations: line 2: no value"}},
-		{"empty build servers", "builds:\n  servers:\n", []string{"builds.servers: line 2: no value"}},
-		{"explicit null", "scoring:\n  tie_tolerance: null\n", []string{"scoring.tie_tolerance: line 2: no value"}},
-		{"null quota limit", "quotas:\n  organizations:\n    acme: {max_servers: ~}\n", []string{"quotas.organizations.acme.max_servers: line 3: no value"}},
-		{"organization without limits", "quotas:\n  organizations:\n    acme:\n", []string{"quotas.organizations.acme: line 3: no value"}},
-		{"null cpu", "fit:\n  default_request:\n    cpu:\n", []string{"fit.default_request.cpu: line 3: no value"}},
-		// Fractions where a whole number is wanted, in every int field.
-		{"fractional max_servers", "quotas:\n  organizations:\n    acme: {max_servers: 2.5}\n", []string{"quotas.organizations.acme.max_servers: line 3: invalid value 2.5: want a whole number"}},
-		{"fractional max_applications", "quotas:\n  organizations:\n    acme: {max_applications: 0.1}\n", []string{"quotas.organizations.acme.max_applications: line 3: invalid value 0.1: want a whole number"}},
-		{"fractional build cap", "builds:\n  concurrent_builds: 2.9\n", []string{"builds.concurrent_builds: line 2: invalid value 2.9: want a whole number"}},
-		{"fractional server cap", "builds:\n  servers:\n    b1: {concurrent_builds: 1.5}\n", []string{"builds.servers.b1.concurrent_builds: line 3: invalid value 1.5: want a whole number"}},
-		{"whole number too large", "builds:\n  concurrent_builds: 1e30\n", []string{"builds.concurrent_builds: line 2", "want a whole number"}},
-		// Duplicate keys, at any depth: the last one must not silently win.
-		{"duplicate section", "scoring:\n  strategy: pack\nscoring:\n  strategy: spread\n", []string{"scoring: line 3: duplicate key (first at line 1)"}},
-		{"duplicate leaf", "builds:\n  concurrent_builds: 5\n  concurrent_builds: 2\n", []string{"builds.concurrent_builds: line 3: duplicate key (first at line 2)"}},
-		{"duplicate organization", "quotas:\n  organizations:\n    acme: {max_servers: 3}\n    acme: {max_servers: 9}\n", []string{"quotas.organizations.acme: line 4: duplicate key (first at line 3)"}},
-		{"duplicate in a flow mapping", "quotas:\n  organizations:\n    acme: {max_servers: 3, max_servers: 9}\n", []string{"quotas.organizations.acme.max_servers: line 3: duplicate key"}},
-		{"duplicate profile key", "builds:\n  profiles:\n    rust:\n      memory: 1g\n      memory: 2g\n", []string{"builds.profiles.rust.memory: line 5: duplicate key (first at line 4)"}},
-		{"two documents", "scoring:\n  strategy: pack\n---\nscoring:\n  strategy: spread\n", []string{"line 3: a second YAML document", "the policy is one document"}},
-		{"non-scalar key", "quotas:\n  organizations:\n    ? [a, b]\n    : {max_servers: 1}\n", []string{"quotas.organizations: line 3: a key must be a name"}},
-	} {
+	for _, tc := range policyErrorCases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParsePolicy([]byte(tc.in))
 			if err == nil {

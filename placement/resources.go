@@ -368,6 +368,9 @@ func (r *Resources) UnmarshalJSON(data []byte) error {
 			err = out.Memory.UnmarshalJSON(v)
 		case "disk":
 			err = out.Disk.UnmarshalJSON(v)
+		case "":
+			// No field to name: the error is the object's.
+			return errors.New("a key must not be empty (want cpu, memory, disk)")
 		default:
 			err = errors.New("unknown field (want cpu, memory, disk)")
 		}

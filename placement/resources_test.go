@@ -3,7 +3,6 @@ package placement
 import (
 	"encoding/json"
 	"errors"
-	"math"
 	"strings"
 	"testing"
 
@@ -177,6 +176,7 @@ func TestResourcesJSON(t *testing.T) {
 		{in: `{"cpu": [1]}`, wantField: "cpu", wantErr: "got an array"},
 		{in: `{"cpu": 1e400}`, wantField: "cpu", wantErr: "invalid cpu amount"},
 		{in: `{"gpu": 1}`, wantField: "gpu", wantErr: "unknown field"},
+		{in: `{"": 1}`, wantErr: "a key must not be empty"}, // found by FuzzQuantityJSON
 		{in: `[1]`, wantErr: "want an object"},
 	} {
 		var got Resources
@@ -189,6 +189,9 @@ func TestResourcesJSON(t *testing.T) {
 			var fe *FieldError
 			if tc.wantField != "" && (!errors.As(err, &fe) || fe.Field != tc.wantField) {
 				t.Errorf("%s: err = %#v, want field %q", tc.in, err, tc.wantField)
+			}
+			if tc.wantField == "" && errors.As(err, &fe) {
+				t.Errorf("%s: err = %#v, a field error naming no field", tc.in, err)
 			}
 			continue
 		}
@@ -242,49 +245,4 @@ func TestResourcesYAML(t *testing.T) {
 			t.Errorf("yaml %q: err = %v, want containing %q", in, err, want)
 		}
 	}
-}
-
-// FuzzParseBytes checks that no input panics, that accepted values are in
-// range, and that formatting a value and parsing it back is the identity.
-func FuzzParseBytes(f *testing.F) {
-	for _, s := range []string{"512m", "1.5g", "1024", "1Ki", "512 MiB", "-1", "1e9", "", ".", "1..2k", "9999999999p"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		b, err := ParseBytes(s)
-		if err != nil {
-			return
-		}
-		if b < 0 || b > MaxBytes {
-			t.Fatalf("ParseBytes(%q) = %d out of range", s, b)
-		}
-		back, err := ParseBytes(b.String())
-		if err != nil || back != b {
-			t.Fatalf("ParseBytes(%q) = %d; String %q parses to %d, %v", s, b, b.String(), back, err)
-		}
-		var viaJSON Bytes
-		if err := json.Unmarshal([]byte(`"`+strings.ReplaceAll(s, `"`, ``)+`"`), &viaJSON); err == nil && !strings.ContainsAny(s, "\"\\") && viaJSON != b {
-			t.Fatalf("JSON %q = %d, ParseBytes = %d", s, viaJSON, b)
-		}
-	})
-}
-
-// FuzzParseCores checks range and round trip as FuzzParseBytes does.
-func FuzzParseCores(f *testing.F) {
-	for _, s := range []string{"1.5", ".5", "2.", "500m", "-1", "NaN", "1e3", "0.000000001", "100000"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		c, err := ParseCores(s)
-		if err != nil {
-			return
-		}
-		if math.IsNaN(float64(c)) || c < 0 || c > MaxCores {
-			t.Fatalf("ParseCores(%q) = %v out of range", s, c)
-		}
-		back, err := ParseCores(c.String())
-		if err != nil || back != c {
-			t.Fatalf("ParseCores(%q) = %v; String %q parses to %v, %v", s, c, c.String(), back, err)
-		}
-	})
 }
