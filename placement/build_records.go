@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/berth-dev/berth/internal/journal"
 )
 
 // Bounds of the build records: enough history for estimates, small enough
@@ -240,7 +242,7 @@ func (r *BuildRecords) persist() error {
 	if err != nil {
 		return fmt.Errorf("encode build records: %w", err)
 	}
-	if err := replaceFile(filepath.Join(r.dir, buildRecordsFile), data, true); err != nil {
+	if err := journal.ReplaceFile(filepath.Join(r.dir, buildRecordsFile), data, true); err != nil {
 		return fmt.Errorf("build records: %w", err)
 	}
 	return nil

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/berth-dev/berth/internal/journal"
 )
 
 // ReservationState is where a reservation is in its life.
@@ -155,7 +157,7 @@ type ReservationStore struct {
 	records map[string]*record
 	byKey   map[string]string // idempotency key → id
 	order   []*record         // records by (CreatedAt, ID): oldest first
-	journal *journal          // guarded by mu
+	journal *journal.Journal  // guarded by mu
 	gen     uint64            // generation of the snapshot on disk (guarded by mu)
 
 	// compactMin is the journal length, beyond 4 lines per open
@@ -237,10 +239,10 @@ func (s *ReservationStore) syncLoop(interval time.Duration, onError func(error))
 func (s *ReservationStore) syncIfDirty() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.dirty || s.journal.f == nil {
+	if !s.dirty || s.journal.Closed() {
 		return nil
 	}
-	if err := s.journal.sync(); err != nil {
+	if err := s.journal.Sync(); err != nil {
 		// A failed fsync may have dropped the dirty pages, so a retry that
 		// succeeds proves nothing: rewrite everything durably instead.
 		if cerr := s.compact(); cerr != nil {
@@ -248,18 +250,6 @@ func (s *ReservationStore) syncIfDirty() error {
 		}
 	}
 	s.dirty = false
-	return nil
-}
-
-func syncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
 	return nil
 }
 
@@ -276,7 +266,7 @@ func (s *ReservationStore) Close() error {
 	if s.lock == nil {
 		return syncErr
 	}
-	jErr := s.journal.close()
+	jErr := s.journal.Close()
 	err := s.lock.Close()
 	s.lock = nil
 	return errors.Join(syncErr, jErr, err)
@@ -310,14 +300,19 @@ func (s *ReservationStore) load() error {
 			}
 		}
 	}
-	j, entries, err := openJournal(filepath.Join(s.dir, journalFile), s.gen)
-	if err != nil {
+	var entries []journalEntry
+	j, err := journal.Open(filepath.Join(s.dir, journalFile), s.gen, func(line []byte) error {
+		e, err := parseJournalLine(line)
+		entries = append(entries, e)
 		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reservations: %w", err)
 	}
 	// The journal may have just been created: make its name durable, so
 	// that a synced append is never lost with the directory entry.
-	if err := syncPath(s.dir); err != nil {
-		j.close()
+	if err := journal.SyncDir(s.dir); err != nil {
+		j.Close()
 		return err
 	}
 	s.journal = j
@@ -342,7 +337,7 @@ func (s *ReservationStore) load() error {
 		// version) instead of reading an old snapshot, or none, and
 		// forgetting what the journal holds.
 		if err := s.compact(); err != nil {
-			s.journal.close()
+			s.journal.Close()
 			return err
 		}
 	}
@@ -357,10 +352,14 @@ func (s *ReservationStore) persist(e journalEntry) error {
 		// Closed: the directory may belong to another process by now.
 		return errors.New("reservations: store is closed")
 	}
-	if s.journal.f == nil || s.journal.lines >= s.compactMin+4*len(s.records) {
+	if s.journal.Closed() || s.journal.Lines() >= s.compactMin+4*len(s.records) {
 		return s.compact()
 	}
-	if err := s.journal.append(e, s.syncEvery == 0); err != nil {
+	line, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("reservations: encode change: %w", err)
+	}
+	if err := s.journal.Append(line, s.syncEvery == 0); err != nil {
 		return fmt.Errorf("reservations: %w", err)
 	}
 	if s.syncEvery > 0 {
@@ -381,18 +380,18 @@ func (s *ReservationStore) compact() error {
 	if err != nil {
 		return fmt.Errorf("encode reservations: %w", err)
 	}
-	if err := replaceFile(filepath.Join(s.dir, reservationsFile), data, true); err != nil {
+	if err := journal.ReplaceFile(filepath.Join(s.dir, reservationsFile), data, true); err != nil {
 		// If the new snapshot did land, the journal (older generation) is
 		// ignored from now on: stop appending to it, and compact again
 		// on the next change.
-		s.journal.close()
+		s.journal.Close()
 		return fmt.Errorf("reservations: %w", err)
 	}
 	s.dirty = false
 	// The snapshot holds the change and everything before it, fsynced, so
 	// the change is safe even if the journal cannot be started again; it
 	// is then left closed, and the next change compacts again.
-	_ = s.journal.reset(s.gen)
+	_ = s.journal.Reset(s.gen)
 	return nil
 }
 

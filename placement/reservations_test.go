@@ -284,7 +284,7 @@ func TestReservationsWriteFailureUndone(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	s.journal.f.Close()
+	s.journal.File().Close()
 	err := s.Update(func(tx *ReservationTx) error {
 		_, err := tx.Insert(Reservation{Kind: KindDeployment, Server: "b", State: StateActive, IdempotencyKey: "new", ExpiresAt: testNow.Add(time.Minute)}, "", nil)
 		return err
@@ -353,7 +353,7 @@ func TestReservationsAppendFailureCutBack(t *testing.T) {
 	c := newClock()
 	s := openStore(t, dir, c)
 	a := insert(t, s, Reservation{Kind: KindDeployment, Server: "a", State: StateActive})
-	size := s.journal.size
+	size := s.journal.Size()
 
 	// A file size limit a few bytes past the journal's end makes the next
 	// write(2) short and the one after it fail (EFBIG; Go ignores SIGXFSZ).
@@ -578,7 +578,7 @@ func TestReservationsJournalTornTail(t *testing.T) {
 		"record without id": string(whole) + `{"put":[{"server":"a"}]}` + "\n",
 	} {
 		writeFile(t, path, content)
-		if _, err := OpenReservationStore(dir, c.Now); err == nil || !strings.Contains(err.Error(), "parse reservations journal") {
+		if _, err := OpenReservationStore(dir, c.Now); err == nil || !strings.Contains(err.Error(), "reservations: parse journal") {
 			t.Errorf("%s: err = %v, want a refusal", name, err)
 		}
 	}
@@ -728,7 +728,7 @@ func TestReservationsCompactionFailure(t *testing.T) {
 	if _, err := s.Confirm(a.ID, time.Hour); err == nil {
 		t.Fatal("confirm succeeded although compaction failed")
 	}
-	if s.journal.f != nil {
+	if !s.journal.Closed() {
 		t.Error("journal still open for appends after a failed compaction")
 	}
 	s.compactMin = 1000

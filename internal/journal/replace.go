@@ -1,4 +1,4 @@
-package placement
+package journal
 
 import (
 	"fmt"
@@ -6,12 +6,12 @@ import (
 	"path/filepath"
 )
 
-// replaceFile puts data at path so that a reader (or a restart after kill -9
+// ReplaceFile puts data at path so that a reader (or a restart after kill -9
 // at any moment) sees either the old content or the new one, never a mix:
 // it writes a temporary file beside path and renames it over. With durable,
 // the file and its directory are also fsynced before returning, so the new
 // content survives a power loss too.
-func replaceFile(path string, data []byte, durable bool) error {
+func ReplaceFile(path string, data []byte, durable bool) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
 	if err != nil {
@@ -34,7 +34,21 @@ func replaceFile(path string, data []byte, durable bool) error {
 		return fmt.Errorf("replace %s: %w", path, err)
 	}
 	if durable {
-		return syncPath(filepath.Dir(path))
+		return SyncDir(filepath.Dir(path))
+	}
+	return nil
+}
+
+// SyncDir fsyncs a directory, so that a rename or a new file in it
+// survives a power loss.
+func SyncDir(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
 	}
 	return nil
 }
