@@ -35,9 +35,6 @@ const HistoryBuilds = 10
 // maxRepositoryMB bounds repository_size_mb (10 TB): larger is a mistake.
 const maxRepositoryMB = 10_000_000
 
-// maxIDLength bounds identifiers given by callers (application ids).
-const maxIDLength = 256
-
 // BuildEstimateRequest is what an estimate is asked from. Every field is
 // optional.
 type BuildEstimateRequest struct {
@@ -64,20 +61,6 @@ func (r *BuildEstimateRequest) Validate(p *Policy) error {
 	}
 	if m := r.RepositorySizeMB; m != nil && (math.IsNaN(*m) || *m < 0 || *m > maxRepositoryMB) {
 		return &FieldError{Field: "repository_size_mb", Err: fmt.Errorf("must be between 0 and %d, got %g", maxRepositoryMB, *m)}
-	}
-	return nil
-}
-
-// ValidateIdentifier checks an optional caller-given identifier: at most
-// 256 bytes of printable characters without spaces.
-func ValidateIdentifier(s string) error {
-	if len(s) > maxIDLength {
-		return fmt.Errorf("at most %d characters, got %d", maxIDLength, len(s))
-	}
-	for _, c := range s {
-		if c <= ' ' || c == 0x7f || c == '\uFFFD' {
-			return fmt.Errorf("must not contain spaces or control characters, got %q", s)
-		}
 	}
 	return nil
 }

@@ -11,41 +11,15 @@ import (
 	"time"
 )
 
-// Request asks where something should run.
-type Request struct {
-	Kind         Kind      `json:"kind"`
-	Requirements Resources `json:"requirements"`
-	// Candidates restricts the choice to these servers; empty means the
-	// whole fleet. A candidate not in the fleet is rejected as
-	// server_not_found.
-	Candidates    []string `json:"candidates,omitempty"`
-	Organization  string   `json:"organization,omitempty"`
-	ApplicationID string   `json:"application_id,omitempty"`
-	// Strategy overrides the policy's scoring strategy when set.
-	Strategy Strategy `json:"strategy,omitempty"`
-	// Reserve asks for a reservation on the chosen server.
-	Reserve bool `json:"reserve,omitempty"`
-	// IdempotencyKey makes retries return the first answer.
-	IdempotencyKey string `json:"idempotency_key,omitempty"`
-	// TTL of the reservation; 0 means the policy's default. Not read from
-	// JSON as is (nanoseconds): the API parses its own "ttl" form.
-	TTL time.Duration `json:"-"`
-	// Fingerprint, when set, identifies what was asked for idempotency
-	// instead of the fields above. Build placements set it from the
-	// caller's own request, because their requirements are derived from an
-	// estimate that may change between a request and its retry.
-	Fingerprint string `json:"-"`
-}
-
 // MinReservationTTL is the shortest reservation lifetime a request may ask
 // for. A reservation must outlive the answer that carries it and the
 // deployer's next call (confirm, start), and a build start must hold its
 // slot while the build runs; a TTL below this is a unit mistake (ms for s).
 const MinReservationTTL = 10 * time.Second
 
-// Validate checks the request against the policy and returns a
+// Validate checks a request against the policy and returns a
 // *FieldError naming the first bad field.
-func (r *Request) Validate(p *Policy) error {
+func Validate(p *Policy, r *Request) error {
 	switch {
 	case !r.Kind.Valid():
 		return &FieldError{Field: "kind", Err: fmt.Errorf("must be %q or %q, got %q", KindDeployment, KindBuild, r.Kind)}
@@ -75,41 +49,6 @@ func (r *Request) Validate(p *Policy) error {
 		}
 	}
 	return nil
-}
-
-// Ranked is a server that fits, with its score.
-type Ranked struct {
-	Server     string         `json:"server"`
-	Score      float64        `json:"score"`
-	Dimensions []DimensionFit `json:"dimensions"`
-}
-
-// Rejected is a server that cannot take the request, and why.
-type Rejected struct {
-	Server     string         `json:"server"`
-	Reasons    []Reason       `json:"reasons"`
-	Freshness  Freshness      `json:"freshness,omitempty"`
-	Dimensions []DimensionFit `json:"dimensions,omitempty"`
-}
-
-// Decision is the answer to a Request.
-type Decision struct {
-	Kind     Kind     `json:"kind"`
-	Strategy Strategy `json:"strategy"`
-	// Chosen is the server picked, empty when none fits.
-	Chosen string  `json:"chosen,omitempty"`
-	Score  float64 `json:"score"`
-	// Ranking lists every server that fits, best first (Chosen first).
-	Ranking  []Ranked   `json:"ranking"`
-	Rejected []Rejected `json:"rejected"`
-	// Considered counts the servers looked at (fleet or candidates).
-	Considered int `json:"considered"`
-	// Summary is the one-line explanation, e.g. "3/12 servers can take this
-	// deployment: 5 insufficient memory, 4 metrics stale".
-	Summary     string       `json:"summary"`
-	Reservation *Reservation `json:"reservation,omitempty"`
-	// Replayed is true when an idempotent retry returned an earlier answer.
-	Replayed bool `json:"replayed,omitempty"`
 }
 
 // Choose ranks the fleet for a request: every considered server goes

@@ -244,13 +244,13 @@ func TestRequestValidate(t *testing.T) {
 		{Request{Kind: KindDeployment, ApplicationID: "app\n1"}, "application_id"},
 		{Request{Kind: KindDeployment, IdempotencyKey: strings.Repeat("k", 10000)}, "idempotency_key"},
 	} {
-		err := tc.req.Validate(p)
+		err := Validate(p, &tc.req)
 		fe, ok := err.(*FieldError)
 		if !ok || fe.Field != tc.field {
 			t.Errorf("%+v: err = %v, want field %q", tc.req, err, tc.field)
 		}
 	}
-	if err := (&Request{Kind: KindBuild, TTL: time.Hour}).Validate(p); err != nil {
+	if err := Validate(p, &Request{Kind: KindBuild, TTL: time.Hour}); err != nil {
 		t.Errorf("valid request: %v", err)
 	}
 }

@@ -3,81 +3,6 @@ package placement
 import (
 	"math"
 	"slices"
-	"strings"
-)
-
-// Reason is a machine-readable code saying why a server cannot take a
-// placement. Codes are part of the API: add, never rename.
-type Reason string
-
-// Reason codes.
-const (
-	ReasonInsufficientCPU    Reason = "insufficient_cpu"
-	ReasonInsufficientMemory Reason = "insufficient_memory"
-	// ReasonInsufficientDisk: the filesystem cannot physically hold the request.
-	ReasonInsufficientDisk Reason = "insufficient_disk"
-	// ReasonDiskThreshold: it could hold it, but the server would end above
-	// its own disk threshold (or already is).
-	ReasonDiskThreshold Reason = "disk_threshold"
-	// ReasonMetricsStale: the server's newest sample is older than
-	// freshness.fresh.
-	ReasonMetricsStale Reason = "metrics_stale"
-	// ReasonMetricsMissing: older than freshness.stale, never seen, or a
-	// signal fit needs has no value.
-	ReasonMetricsMissing Reason = "metrics_missing"
-	// ReasonServerNotFound: a named server (check, candidates) is not in
-	// the fleet.
-	ReasonServerNotFound Reason = "server_not_found"
-	// ReasonWrongRole: build servers never take deployments, and only build
-	// servers take builds.
-	ReasonWrongRole Reason = "wrong_role"
-	// ReasonAtBuildCapacity: the build server runs as many builds as its cap.
-	ReasonAtBuildCapacity Reason = "at_build_capacity"
-	// ReasonWrongOrganization: the placement names an organization and the
-	// server belongs to another one. Servers without an organization are
-	// shared and take anyone's deployments.
-	ReasonWrongOrganization Reason = "wrong_organization"
-)
-
-// Text is the code as words, for summaries: "insufficient memory".
-func (r Reason) Text() string { return strings.ReplaceAll(string(r), "_", " ") }
-
-// Kind is what is being placed.
-type Kind string
-
-// Placement kinds.
-const (
-	KindDeployment Kind = "deployment"
-	KindBuild      Kind = "build"
-)
-
-// Valid reports whether k is a known kind.
-func (k Kind) Valid() bool { return k == KindDeployment || k == KindBuild }
-
-// Server roles as published in berth_server_info.
-const (
-	RoleApp   = "app"
-	RoleBuild = "build"
-)
-
-// RoleAllows reports whether a server of role may take a placement of kind:
-// build servers take builds only (Coolify never deploys to them); every
-// other role takes deployments only.
-func RoleAllows(role string, kind Kind) bool {
-	if kind == KindBuild {
-		return role == RoleBuild
-	}
-	return role != RoleBuild
-}
-
-// Freshness is how current a server's data is.
-type Freshness string
-
-// Freshness states.
-const (
-	Fresh   Freshness = "fresh"
-	Stale   Freshness = "stale"
-	Missing Freshness = "missing"
 )
 
 // fitSignals are the recording rules fit cannot decide without. Container
@@ -111,62 +36,6 @@ func (p *Policy) FreshnessOf(s *ServerState) Freshness {
 		return Missing
 	}
 	return Fresh
-}
-
-// Dimension is a resource dimension.
-type Dimension string
-
-// Dimensions, in the order results list them.
-const (
-	DimensionCPU    Dimension = "cpu"
-	DimensionMemory Dimension = "memory"
-	DimensionDisk   Dimension = "disk"
-)
-
-// DimensionFit explains one dimension of a fit. CPU is in cores, memory
-// and disk in bytes.
-type DimensionFit struct {
-	Dimension Dimension `json:"dimension"`
-	Requested float64   `json:"requested"`
-	// Available is what placements may still take: usable − used −
-	// reserved, never below zero.
-	Available float64 `json:"available"`
-	Capacity  float64 `json:"capacity"`
-	// Usable is capacity × the ceiling (max utilisation, and for disk the
-	// server's threshold).
-	Usable float64 `json:"usable"`
-	// Used is max(Observed, Allocated): the recent peak or the declared
-	// limits, whichever is higher.
-	Used      float64 `json:"used"`
-	Observed  float64 `json:"observed"`
-	Allocated float64 `json:"allocated"`
-	Reserved  float64 `json:"reserved"`
-	Fits      bool    `json:"fits"`
-	Reason    Reason  `json:"reason,omitempty"`
-
-	// room is usable − used − reserved, possibly negative; scores use it.
-	room float64
-}
-
-// FitResult is whether one server can take a request, and why not.
-type FitResult struct {
-	Server    string    `json:"server"`
-	Fits      bool      `json:"fits"`
-	Freshness Freshness `json:"freshness,omitempty"`
-	Reasons   []Reason  `json:"reasons,omitempty"`
-	// Dimensions is empty when the server was refused before resources
-	// were compared (unknown, wrong role, not fresh).
-	Dimensions []DimensionFit `json:"dimensions,omitempty"`
-}
-
-// Dimension returns the result for d, or nil.
-func (f *FitResult) Dimension(d Dimension) *DimensionFit {
-	for i := range f.Dimensions {
-		if f.Dimensions[i].Dimension == d {
-			return &f.Dimensions[i]
-		}
-	}
-	return nil
 }
 
 // FitServer decides whether server s (nil: not in the fleet) can take a
@@ -289,7 +158,6 @@ func dimension(d Dimension, requested, capacity, usable, observed, allocated, re
 		Allocated: allocated,
 		Reserved:  reserved,
 		Fits:      fitsWithin(d, requested, room),
-		room:      room,
 	}
 	if !f.Fits {
 		f.Reason = reason

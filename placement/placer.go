@@ -109,7 +109,7 @@ func (pl *Placer) Place(snap *Snapshot, req Request) (*Decision, error) {
 // or a failure to persist the reservation.
 func (pl *Placer) PlaceWith(snap *Snapshot, req Request, d Decider) (*Decision, error) {
 	p := pl.policies.Policy()
-	if err := req.Validate(p); err != nil {
+	if err := Validate(p, &req); err != nil {
 		return nil, err
 	}
 	if snap == nil {
@@ -216,7 +216,7 @@ func (p *Policy) normalize(r Request) Request {
 func (pl *Placer) Check(snap *Snapshot, server string, req Request, d Decider) (FitResult, error) {
 	p := pl.policies.Policy()
 	req.Candidates, req.Reserve, req.TTL, req.IdempotencyKey = []string{server}, false, 0, ""
-	if err := req.Validate(p); err != nil {
+	if err := Validate(p, &req); err != nil {
 		return FitResult{}, err
 	}
 	if snap == nil {

@@ -75,20 +75,6 @@ type FreshnessPolicy struct {
 	Stale time.Duration `yaml:"stale"`
 }
 
-// Strategy orders the servers that fit.
-type Strategy string
-
-// Scoring strategies.
-const (
-	// StrategySpread prefers the server with the most room left.
-	StrategySpread Strategy = "spread"
-	// StrategyPack prefers the server with the least room left that fits.
-	StrategyPack Strategy = "pack"
-)
-
-// Valid reports whether s is a known strategy.
-func (s Strategy) Valid() bool { return s == StrategySpread || s == StrategyPack }
-
 // Weights is one weight per resource dimension.
 type Weights struct {
 	CPU    float64 `yaml:"cpu"`

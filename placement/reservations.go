@@ -18,17 +18,6 @@ import (
 	"github.com/berth-dev/berth/internal/journal"
 )
 
-// ReservationState is where a reservation is in its life.
-type ReservationState string
-
-// Reservation states, as in berth_placement_reservations{state}.
-const (
-	// StateQueued: a build reserved but not started.
-	StateQueued ReservationState = "queued"
-	// StateActive: a deployment's reservation, or a started build.
-	StateActive ReservationState = "active"
-)
-
 // Errors of reservation operations; HTTP handlers map them to status codes
 // with errors.Is.
 var (
@@ -39,28 +28,6 @@ var (
 	// reservation's kind or state.
 	ErrInvalidTransition = errors.New("invalid reservation transition")
 )
-
-// Reservation is capacity held on a server for a placement that metrics do
-// not show yet. It counts in every fit until released, expired, or (once
-// confirmed) seen in metrics.
-type Reservation struct {
-	ID             string           `json:"id"`
-	Kind           Kind             `json:"kind"`
-	Server         string           `json:"server"`
-	Organization   string           `json:"organization,omitempty"`
-	ApplicationID  string           `json:"application_id,omitempty"`
-	Resources      Resources        `json:"resources"`
-	State          ReservationState `json:"state"`
-	IdempotencyKey string           `json:"idempotency_key,omitempty"`
-	Score          float64          `json:"score"`
-	CreatedAt      time.Time        `json:"created_at"`
-	ExpiresAt      time.Time        `json:"expires_at"`
-	// ConfirmedAt is set when the deployer says the deployment runs; the
-	// reservation then counts for the confirm grace time at most.
-	ConfirmedAt *time.Time `json:"confirmed_at,omitempty"`
-	// StartedAt is set when a build starts (queued → active).
-	StartedAt *time.Time `json:"started_at,omitempty"`
-}
 
 // record is a reservation with what idempotent replay needs; it is also
 // the on-disk form.

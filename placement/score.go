@@ -22,7 +22,8 @@ func (p *Policy) Score(strategy Strategy, dims []DimensionFit) float64 {
 		if wd == 0 || d.Usable <= 0 {
 			continue
 		}
-		free := clamp01((d.room - d.Requested) / d.Usable)
+		room := d.Usable - d.Used - d.Reserved // possibly negative
+		free := clamp01((room - d.Requested) / d.Usable)
 		if strategy == StrategyPack {
 			free = 1 - free
 		}
