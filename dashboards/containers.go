@@ -3,7 +3,7 @@ package dashboards
 import "strings"
 
 // containerFilter selects container series by the dashboard's variables;
-// container labels come from Coolify's Docker labels (design.md).
+// container labels come from Coolify's Docker labels (docs/exporter.md).
 const containerFilter = `role=~"$container_role", project=~"$project", environment=~"$environment", application_id=~"$application"`
 
 // onServers adds the server name to per-container series (they carry the

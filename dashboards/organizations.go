@@ -3,7 +3,7 @@ package dashboards
 import "fmt"
 
 // quotaResources are the dimensions of berth_organization_usage and
-// berth_organization_quota_limit (design.md), with their Grafana unit.
+// berth_organization_quota_limit (docs/placement/quotas.md), with their Grafana unit.
 var quotaResources = []struct{ name, title, unit string }{
 	{"servers", "Servers", "none"},
 	{"applications", "Applications", "none"},

@@ -1,8 +1,7 @@
-// Package placement is Berth's placement domain: resources and their parsing,
-// the fleet snapshot read from Prometheus, fit and score, reservations,
-// builds, quotas and the policy that tunes them all. It does no I/O towards
-// Prometheus itself: a SnapshotSource fills a Snapshot, decisions are made in
-// memory.
+// Package placement is the vocabulary of Berth's placement: resources and
+// their parsing, the fleet snapshot, requests, decisions, reasons and
+// reservations. It does no I/O and makes no decision: policy, fit,
+// schedule, reservation, build and quota do, over these types.
 package placement
 
 import (

@@ -4,6 +4,12 @@
 package main
 
 import (
+	"github.com/berth-dev/berth/placement/build"
+	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/quota"
+	"github.com/berth-dev/berth/placement/reservation"
+	"github.com/berth-dev/berth/placement/schedule"
+
 	"context"
 	"errors"
 	"fmt"
@@ -28,7 +34,6 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/berth-dev/berth/internal/clidoc"
-	"github.com/berth-dev/berth/placement"
 	"github.com/berth-dev/berth/placement/api"
 	"github.com/berth-dev/berth/placement/embedded"
 	"github.com/berth-dev/berth/placement/promsource"
@@ -134,7 +139,7 @@ func run(args []string) int {
 		return 1
 	}
 
-	policies, err := placement.NewPolicyStore(*policyFile)
+	policies, err := policy.NewStore(*policyFile)
 	if err != nil {
 		return fail("loading placement policy", err)
 	}
@@ -190,7 +195,7 @@ func run(args []string) int {
 	}()
 	logger.Info("prometheus source", "mode", src.Mode(), "url", redactedURL(*promURL))
 
-	store, err := placement.OpenReservationStore(filepath.Join(*storagePath, "reservations"), nil)
+	store, err := reservation.Open(filepath.Join(*storagePath, "reservations"), nil)
 	if err != nil {
 		return fail("opening the reservation store", err)
 	}
@@ -207,18 +212,18 @@ func run(args []string) int {
 	// Organization quotas: the admission runs inside the placer's
 	// decide-and-reserve critical section, so concurrent placements cannot
 	// overshoot a quota; usage and limits go to /metrics for the alert.
-	placer := placement.NewPlacer(policies, store, placement.QuotaAdmission())
+	placer := schedule.NewPlacer(policies, store, quota.Admission())
 	// Confirmed deployments stop counting as reserved once a new snapshot
 	// shows their application running on the reserved server.
-	snapshots, err := placement.NewReleasingSource(src.Snapshots, store, logger.With("component", "reservations"), reg)
+	snapshots, err := reservation.NewReleasingSource(src.Snapshots, store, logger.With("component", "reservations"), reg)
 	if err != nil {
 		return fail("wrapping the snapshot source", err)
 	}
-	reg.MustRegister(placement.NewQuotaCollector(snapshots, policies, store.List, logger.With("component", "quotas")))
+	reg.MustRegister(quota.NewCollector(snapshots, policies, store.List, logger.With("component", "quotas")))
 
 	// Build records (expected durations of open build reservations, and
 	// finished builds for history estimates) live beside the reservations.
-	buildRecords, err := placement.OpenBuildRecords(filepath.Join(*storagePath, "builds"))
+	buildRecords, err := build.OpenRecords(filepath.Join(*storagePath, "builds"))
 	if err != nil {
 		return fail("opening the build records", err)
 	}

@@ -1,6 +1,11 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/build"
+	"github.com/berth-dev/berth/placement/fit"
+	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/quota"
+
 	"fmt"
 	"slices"
 	"testing"
@@ -116,7 +121,7 @@ func TestOneChargingRule(t *testing.T) {
 	s := snap.Servers["app-1"] // 16 GiB, 14.4 usable, peak 4.8, allocated 1 + 0.5 (one unlimited)
 	s.Containers.UnlimitedMemory = 0
 	e.fleet.snap = snap
-	def := placement.DefaultPolicy().Fit.DefaultRequest
+	def := policy.Default().Fit.DefaultRequest
 	for i := range 12 {
 		var p PlacementResponse
 		e.json("POST", "/api/v1/placements", fmt.Sprintf(`{"candidates":["app-1"],"requirements":{"cpu":"0.01"},"reserve":true,"idempotency_key":"tiny-%d"}`, i), 200, &p)
@@ -141,11 +146,11 @@ func TestOneChargingRule(t *testing.T) {
 // whole nanocores: 3 + 3.000000001 cores is over a limit of 6, and
 // 6.000000001 does not fit where 6 are available.
 func TestExactArithmetic(t *testing.T) {
-	policy, err := placement.ParsePolicy([]byte("quotas:\n  organizations:\n    acme:\n      max_cpu_cores: 6\n"))
+	pol, err := policy.Parse([]byte("quotas:\n  organizations:\n    acme:\n      max_cpu_cores: 6\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newTestEnv(t, withPolicy(placement.NewStaticPolicyStore(policy)), withAdmission(placement.QuotaAdmission()))
+	e := newTestEnv(t, withPolicy(policy.NewStaticStore(pol)), withAdmission(quota.Admission()))
 	snap := testFleet()
 	s := snap.Servers["app-1"]
 	s.Containers = placement.ContainerState{Managed: placement.ManagedUsage{LimitedCPUCores: 3}, LimitedCPUCores: 3}
@@ -177,11 +182,11 @@ func TestExactArithmetic(t *testing.T) {
 // makes the organization non-compliant and refuses its placements with
 // quota_usage_unknown, reserving nothing.
 func TestStaleServerKeepsItsUsage(t *testing.T) {
-	policy, err := placement.ParsePolicy([]byte("quotas:\n  organizations:\n    acme:\n      max_cpu_cores: 6\n      max_memory_gb: 100\n"))
+	pol, err := policy.Parse([]byte("quotas:\n  organizations:\n    acme:\n      max_cpu_cores: 6\n      max_memory_gb: 100\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newTestEnv(t, withPolicy(placement.NewStaticPolicyStore(policy)), withAdmission(placement.QuotaAdmission()))
+	e := newTestEnv(t, withPolicy(policy.NewStaticStore(pol)), withAdmission(quota.Admission()))
 	snap := testFleet()
 	for _, name := range []string{"app-1", "build-1"} {
 		snap.Servers[name].Containers.Managed = placement.ManagedUsage{}
@@ -193,7 +198,7 @@ func TestStaleServerKeepsItsUsage(t *testing.T) {
 	snap.Organizations = placement.OrganizationsOf(snap.Servers)
 	e.fleet.snap = snap
 
-	var st placement.QuotaStatus
+	var st quota.Status
 	e.json("GET", "/api/v1/organizations/acme", "", 200, &st)
 	if st.Usage.CPUCores != 3 || st.Usage.MemoryBytes != 3<<30 || !slices.Equal(st.Breakdown.LastKnownServers, []string{"app-stale"}) || !st.Compliant {
 		t.Errorf("acme with app-stale silent: usage %+v, last known %v, compliant %v; want its 3 cores and 3 GiB counted",
@@ -221,7 +226,7 @@ func TestStaleServerKeepsItsUsage(t *testing.T) {
 	if len(list.Reservations) != 0 {
 		t.Errorf("a refused placement reserved: %+v", list.Reservations)
 	}
-	var check placement.QuotaCheck
+	var check quota.Check
 	e.json("POST", "/api/v1/organizations/acme/deployments/check", `{"requirements":{"cpu":"1","memory":"1g"}}`, 200, &check)
 	if check.Allowed || !slices.Equal(check.UnknownServers, []string{"app-stale"}) {
 		t.Errorf("deployment check with unknown usage: %+v", check)
@@ -237,7 +242,7 @@ func TestStaleBuildServerShowsLastKnown(t *testing.T) {
 	b.Silent, b.LastKnown = true, []string{"server:berth_builds_active:sum"}
 	b.Containers.BuildsActive = 2
 	e.fleet.snap = snap
-	var load placement.BuildLoad
+	var load build.Load
 	e.json("GET", "/api/v1/build-servers/build-b", "", 200, &load)
 	if load.Freshness != placement.Stale || !load.LastKnown || load.ActiveBuilds != 2 || load.FreeSlots != 0 || load.Score == 0 {
 		t.Errorf("silent build server: %+v; want stale, last known, 2 active builds, no free slot", load)
@@ -311,7 +316,7 @@ func TestInputEdges(t *testing.T) {
 	if p.Strategy != placement.StrategySpread {
 		t.Errorf(`strategy "" decided with %q, want the policy's spread`, p.Strategy)
 	}
-	var est placement.BuildEstimate
+	var est build.Estimate
 	e.json("POST", "/api/v1/builds/estimate", `{"build_pack":""}`, 200, &est)
 
 	// A server without its own threshold shows the one fit applies.
@@ -320,11 +325,11 @@ func TestInputEdges(t *testing.T) {
 	e.fleet.snap = snap
 	var v ServerView
 	e.json("GET", "/api/v1/servers/app-1", "", 200, &v)
-	if v.Disk.ThresholdPercent != 80 || v.Disk.ThresholdSource != placement.ThresholdFromPolicy {
+	if v.Disk.ThresholdPercent != 80 || v.Disk.ThresholdSource != fit.ThresholdFromPolicy {
 		t.Errorf("threshold of a server publishing none: %v%% from %s, want 80%% from policy_default", v.Disk.ThresholdPercent, v.Disk.ThresholdSource)
 	}
 	e.json("GET", "/api/v1/servers/app-2", "", 200, &v)
-	if v.Disk.ThresholdPercent != 80 || v.Disk.ThresholdSource != placement.ThresholdFromServer {
+	if v.Disk.ThresholdPercent != 80 || v.Disk.ThresholdSource != fit.ThresholdFromServer {
 		t.Errorf("threshold of a server publishing 0.8: %v%% from %s", v.Disk.ThresholdPercent, v.Disk.ThresholdSource)
 	}
 }

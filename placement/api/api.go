@@ -6,6 +6,9 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/schedule"
+
 	"context"
 	"errors"
 	"fmt"
@@ -29,7 +32,7 @@ const readyTimeout = 5 * time.Second
 
 // PolicySource gives the current placement policy.
 type PolicySource interface {
-	Policy() *placement.Policy
+	Policy() *policy.Policy
 }
 
 // Reloader is something /-/reload (and SIGHUP in the main) reloads. On
@@ -52,7 +55,7 @@ type Options struct {
 	Policy    PolicySource
 	// Placer decides and reserves atomically; its store holds the
 	// reservations.
-	Placer *placement.Placer
+	Placer *schedule.Placer
 	// Tokens guards /api/v1; nil or empty means no authentication.
 	Tokens *Tokens
 	// Ready reports whether the data source answers (/-/ready). Nil means

@@ -1,6 +1,10 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/reservation"
+	"github.com/berth-dev/berth/placement/schedule"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -84,13 +88,13 @@ type testEnv struct {
 	token   string
 	dataDir string
 
-	admissions []placement.Admission
+	admissions []schedule.Admission
 }
 
 type envOption func(*Options, *testEnv)
 
 // withAdmission adds an admission check to the Placer (set after options).
-func withAdmission(a placement.Admission) envOption {
+func withAdmission(a schedule.Admission) envOption {
 	return func(_ *Options, e *testEnv) { e.admissions = append(e.admissions, a) }
 }
 
@@ -115,14 +119,14 @@ func withPolicy(ps PolicySource) envOption {
 func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	e := &testEnv{t: t, fleet: &fakeFleet{snap: testFleet()}, reg: prometheus.NewRegistry(), dataDir: t.TempDir()}
-	store, err := placement.OpenReservationStore(e.dataDir, nil)
+	store, err := reservation.Open(e.dataDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	o := Options{
 		Snapshots:  e.fleet,
-		Policy:     placement.NewStaticPolicyStore(placement.DefaultPolicy()),
+		Policy:     policy.NewStaticStore(policy.Default()),
 		Registerer: e.reg,
 		Gatherer:   e.reg,
 	}
@@ -130,7 +134,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		opt(&o, e)
 	}
 	if store != nil {
-		o.Placer = placement.NewPlacer(o.Policy, store, e.admissions...)
+		o.Placer = schedule.NewPlacer(o.Policy, store, e.admissions...)
 	}
 	a, err := New(o)
 	if err != nil {
@@ -488,7 +492,7 @@ func (q quotaRefusal) ErrorCode() string { return CodeQuotaExceeded }
 func (q quotaRefusal) ErrorDetails() any { return map[string]string{"organization": "acme"} }
 
 func TestPlacementAdmissionRefused(t *testing.T) {
-	e := newTestEnv(t, withAdmission(placement.AdmissionFunc(func(in *placement.AdmissionInput) error {
+	e := newTestEnv(t, withAdmission(schedule.AdmissionFunc(func(in *schedule.AdmissionInput) error {
 		if in.Request.Organization == "acme" {
 			return quotaRefusal{"exceeded quota: acme, requested: memory=1Gi, used: memory=31Gi, limited: memory=32Gi"}
 		}

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/build"
+	"github.com/berth-dev/berth/placement/policy"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -25,16 +28,16 @@ type BuildsConfig struct {
 	// Records keeps the expected duration of open build reservations and
 	// the finished builds behind history estimates; nil keeps them in
 	// memory only (lost on restart).
-	Records *placement.BuildRecords
+	Records *build.Records
 	// History looks up past builds in Prometheus; nil: estimates come from
 	// the policy's profiles only.
-	History placement.BuildHistory
+	History build.History
 }
 
 // BuildServerList is GET /api/v1/build-servers.
 type BuildServerList struct {
-	TakenAt time.Time             `json:"taken_at"`
-	Servers []placement.BuildLoad `json:"servers"`
+	TakenAt time.Time    `json:"taken_at"`
+	Servers []build.Load `json:"servers"`
 }
 
 // BuildEstimateBody is POST /api/v1/builds/estimate.
@@ -61,8 +64,8 @@ type BuildPlacementRequest struct {
 
 // BuildPlacementResponse is the answer to a build placement.
 type BuildPlacementResponse struct {
-	Placed  bool                   `json:"placed"`
-	Outcome placement.BuildOutcome `json:"outcome"`
+	Placed  bool          `json:"placed"`
+	Outcome build.Outcome `json:"outcome"`
 	// BuildOnDeploymentServer is true when the fleet has no build server:
 	// the deployment server builds (Coolify's fallback).
 	BuildOnDeploymentServer bool   `json:"build_on_deployment_server"`
@@ -76,14 +79,14 @@ type BuildPlacementResponse struct {
 	Considered int                  `json:"considered"`
 	Summary    string               `json:"summary"`
 	// Wait is the shortest expected wait when every build server is full.
-	Wait *placement.BuildWait `json:"wait,omitempty"`
+	Wait *build.Wait `json:"wait,omitempty"`
 	// TieBreak is set when the chosen server won a tie-break among servers
 	// within builds.tie_tolerance of the least loaded, rather than being
 	// the single least loaded one.
-	TieBreak *placement.BuildTieBreak `json:"tie_break,omitempty"`
+	TieBreak *build.TieBreak `json:"tie_break,omitempty"`
 	// Servers is every build server's load as the decision saw it.
-	Servers  []placement.BuildLoad   `json:"servers"`
-	Estimate placement.BuildEstimate `json:"estimate"`
+	Servers  []build.Load   `json:"servers"`
+	Estimate build.Estimate `json:"estimate"`
 	// Requirements are what was checked (and reserved): the estimate's
 	// memory and disk unless the request overrode them.
 	Requirements placement.Resources    `json:"requirements"`
@@ -110,9 +113,9 @@ type BuildFinishResponse struct {
 // builds holds the build endpoints' state.
 type builds struct {
 	api       *API
-	records   *placement.BuildRecords
-	estimator *placement.BuildEstimator
-	history   placement.BuildHistory
+	records   *build.Records
+	estimator *build.Estimator
+	history   build.History
 	metrics   *buildMetrics
 }
 
@@ -130,13 +133,13 @@ func (a *API) buildRoutes() []route {
 		cfg = *a.opts.Builds
 	}
 	if cfg.Records == nil {
-		cfg.Records, _ = placement.OpenBuildRecords("") // in memory: cannot fail
+		cfg.Records, _ = build.OpenRecords("") // in memory: cannot fail
 	}
 	a.buildExpected = cfg.Records.Expected
 	b := &builds{
 		api:       a,
 		records:   cfg.Records,
-		estimator: placement.NewBuildEstimator(cfg.Records, cfg.History, a.logger),
+		estimator: build.NewEstimator(cfg.Records, cfg.History, a.logger),
 		history:   cfg.History,
 		metrics:   newBuildMetrics(a.opts.Placer.Store().List, a.opts.Policy.Policy, cfg.Records),
 	}
@@ -158,7 +161,7 @@ func (b *builds) listBuildServers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	loads := b.api.opts.Policy.Policy().BuildLoads(snap, b.api.opts.Placer.Store().List())
+	loads := build.Loads(b.api.opts.Policy.Policy(), snap, b.api.opts.Placer.Store().List())
 	b.metrics.see(snap, loads)
 	return c.JSON(http.StatusOK, BuildServerList{TakenAt: snap.Taken, Servers: loads})
 }
@@ -176,8 +179,8 @@ func (b *builds) getBuildServer(c echo.Context) error {
 	if s.Role != placement.RoleBuild {
 		return notFound("server", "server %q is not a build server (its role is %q)", name, s.Role)
 	}
-	load := b.api.opts.Policy.Policy().BuildLoadOf(s, b.api.opts.Placer.Store().List())
-	b.metrics.see(snap, []placement.BuildLoad{load})
+	load := build.LoadOf(b.api.opts.Policy.Policy(), s, b.api.opts.Placer.Store().List())
+	b.metrics.see(snap, []build.Load{load})
 	return c.JSON(http.StatusOK, load)
 }
 
@@ -186,7 +189,7 @@ func (b *builds) estimateBuild(c echo.Context) error {
 	if err := decodeJSON(c, &body); err != nil {
 		return err
 	}
-	est, err := b.estimate(c, placement.BuildEstimateRequest{
+	est, err := b.estimate(c, build.EstimateRequest{
 		ApplicationID: body.ApplicationID, BuildPack: body.BuildPack, Profile: body.Profile, RepositorySizeMB: body.RepositorySizeMB,
 	})
 	if err != nil {
@@ -195,7 +198,7 @@ func (b *builds) estimateBuild(c echo.Context) error {
 	return c.JSON(http.StatusOK, est)
 }
 
-func (b *builds) estimate(c echo.Context, req placement.BuildEstimateRequest) (placement.BuildEstimate, error) {
+func (b *builds) estimate(c echo.Context, req build.EstimateRequest) (build.Estimate, error) {
 	est, historyErr, err := b.estimator.Estimate(c.Request().Context(), b.api.opts.Policy.Policy(), req)
 	if err != nil {
 		return est, placeError(err)
@@ -219,7 +222,7 @@ func (b *builds) createBuildPlacement(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	est, err := b.estimate(c, placement.BuildEstimateRequest{
+	est, err := b.estimate(c, build.EstimateRequest{
 		ApplicationID: body.ApplicationID, BuildPack: body.BuildPack, Profile: body.Profile, RepositorySizeMB: body.RepositorySizeMB,
 	})
 	if err != nil {
@@ -240,7 +243,7 @@ func (b *builds) createBuildPlacement(c echo.Context) error {
 		return err
 	}
 	records := b.records
-	decider := &placement.BuildDecider{Expected: records.Expected}
+	decider := &build.Decider{Expected: records.Expected}
 	req := placement.Request{
 		Kind:           placement.KindBuild,
 		Requirements:   need,
@@ -275,9 +278,9 @@ func (b *builds) createBuildPlacement(c echo.Context) error {
 	if dec.Replayed {
 		// The first answer is replayed; the loads are today's, and no
 		// tie-break decided this time.
-		out.Outcome = placement.BuildPlaced
+		out.Outcome = build.Placed
 		out.TieBreak = nil
-		out.Servers = p.BuildLoads(snap, b.api.opts.Placer.Store().List())
+		out.Servers = build.Loads(p, snap, b.api.opts.Placer.Store().List())
 		if dec.Reservation != nil {
 			out.Requirements = dec.Reservation.Resources
 		}
@@ -288,14 +291,14 @@ func (b *builds) createBuildPlacement(c echo.Context) error {
 		}
 		b.api.metrics.decision(string(placement.KindBuild), outcome, rejectionReasons(dec))
 		if dec.Reservation != nil {
-			if err := records.AddPending(placement.PendingBuild{ID: dec.Reservation.ID, ApplicationID: body.ApplicationID, Expected: est.Duration}, b.api.opts.Placer.Store().List()); err != nil {
+			if err := records.AddPending(build.Pending{ID: dec.Reservation.ID, ApplicationID: body.ApplicationID, Expected: est.Duration}, b.api.opts.Placer.Store().List()); err != nil {
 				// The reservation stands; only the wait estimates of later
 				// requests lose this build's duration.
 				b.api.logger.Error("recording build estimate", "reservation", dec.Reservation.ID, "err", err)
 			}
 		}
 	}
-	out.BuildOnDeploymentServer = out.Outcome == placement.BuildOnDeploymentServer
+	out.BuildOnDeploymentServer = out.Outcome == build.OnDeploymentServer
 	if out.Ranking == nil {
 		out.Ranking = []placement.Ranked{}
 	}
@@ -303,7 +306,7 @@ func (b *builds) createBuildPlacement(c echo.Context) error {
 		out.Rejected = []placement.Rejected{}
 	}
 	if out.Servers == nil {
-		out.Servers = []placement.BuildLoad{}
+		out.Servers = []build.Load{}
 	}
 	b.metrics.see(snap, out.Servers)
 	return c.JSON(http.StatusOK, out)
@@ -312,7 +315,7 @@ func (b *builds) createBuildPlacement(c echo.Context) error {
 // decodeBuildPlacement decodes and validates the body, returning the
 // fingerprint of what was asked (everything but the idempotency key) for
 // idempotent retries.
-func decodeBuildPlacement(c echo.Context, p *placement.Policy) (string, BuildPlacementRequest, error) {
+func decodeBuildPlacement(c echo.Context, p *policy.Policy) (string, BuildPlacementRequest, error) {
 	var body BuildPlacementRequest
 	if err := decodeJSON(c, &body); err != nil {
 		return "", body, err
@@ -385,8 +388,8 @@ func (b *builds) finishBuild(c echo.Context) error {
 		return reservationError(err)
 	}
 	ended := time.Now()
-	var usage placement.BuildUsage
-	if fb, ok := placement.FinishedBuildOf(res, ended); ok {
+	var usage build.Usage
+	if fb, ok := build.FinishedOf(res, ended); ok {
 		usage = b.lookupUsage(c.Request().Context(), fb)
 	}
 	recorded, err := b.records.Finish(res, ended, usage)
@@ -403,9 +406,9 @@ func (b *builds) finishBuild(c echo.Context) error {
 // berth_build_last_peak_memory_bytes. Zero when there is no history
 // source, no container was found, or the query failed (counted and
 // logged: the finish itself succeeds).
-func (b *builds) lookupUsage(ctx context.Context, fb placement.FinishedBuild) placement.BuildUsage {
+func (b *builds) lookupUsage(ctx context.Context, fb build.Finished) build.Usage {
 	if b.history == nil {
-		return placement.BuildUsage{}
+		return build.Usage{}
 	}
 	ctx, cancel := context.WithTimeout(ctx, peakLookupTimeout)
 	defer cancel()
@@ -413,10 +416,10 @@ func (b *builds) lookupUsage(ctx context.Context, fb placement.FinishedBuild) pl
 	if err != nil {
 		b.metrics.peakErrors.Inc()
 		b.api.logger.Warn("looking up the usage of a finished build failed", "reservation", fb.ID, "application_id", fb.ApplicationID, "err", err)
-		return placement.BuildUsage{}
+		return build.Usage{}
 	}
 	if !ok {
-		return placement.BuildUsage{}
+		return build.Usage{}
 	}
 	return u
 }
@@ -455,7 +458,7 @@ var buildDurationBuckets = []float64{30, 60, 120, 180, 300, 600, 900, 1200, 1800
 
 // lastBuilds gives the newest finished build of each recent application.
 type lastBuilds interface {
-	LastBuilds(since time.Time, n int) []placement.FinishedBuild
+	LastBuilds(since time.Time, n int) []build.Finished
 }
 
 // seenServer is a build server's state in the newest snapshot a build
@@ -470,7 +473,7 @@ type seenServer struct {
 // kind="build".
 type buildMetrics struct {
 	list    func() []placement.Reservation
-	policy  func() *placement.Policy
+	policy  func() *policy.Policy
 	records lastBuilds
 	now     func() time.Time
 
@@ -488,11 +491,11 @@ type buildMetrics struct {
 	seen  map[string]seenServer // their state in the newest snapshot a request read
 }
 
-func newBuildMetrics(list func() []placement.Reservation, policy func() *placement.Policy, records lastBuilds) *buildMetrics {
+func newBuildMetrics(list func() []placement.Reservation, policies func() *policy.Policy, records lastBuilds) *buildMetrics {
 	app := []string{"application_id", "server"}
 	return &buildMetrics{
 		list:            list,
-		policy:          policy,
+		policy:          policies,
 		records:         records,
 		now:             time.Now,
 		maxAge:          buildMetricsMaxAge,
@@ -538,7 +541,7 @@ func (m *buildMetrics) register(reg prometheus.Registerer) error {
 
 // see remembers build servers a request looked at, and their state in the
 // snapshot it read.
-func (m *buildMetrics) see(snap *placement.Snapshot, loads []placement.BuildLoad) {
+func (m *buildMetrics) see(snap *placement.Snapshot, loads []build.Load) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, l := range loads {
@@ -615,7 +618,7 @@ func (m *buildMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.capDesc, prometheus.GaugeValue, float64(p.Builds.ConcurrentBuildsFor(s)), s)
 	}
 	for _, s := range scored {
-		l := p.BuildLoadOf(s.state, open)
+		l := build.LoadOf(p, s.state, open)
 		ch <- prometheus.MustNewConstMetric(m.scoreDesc, prometheus.GaugeValue, l.Score, l.Server)
 	}
 	for _, b := range m.records.LastBuilds(now.Add(-m.maxAge), m.maxApplications) {

@@ -1,6 +1,11 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/build"
+	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/reservation"
+	"github.com/berth-dev/berth/placement/schedule"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -74,23 +79,23 @@ func startLiveBuildAPI(t *testing.T, targets []string) *liveBuildAPI {
 	}
 	t.Cleanup(func() { src.Close() })
 
-	pol, err := placement.ParsePolicy([]byte(liveBuildPolicy))
+	pol, err := policy.Parse([]byte(liveBuildPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
-	policies := placement.NewStaticPolicyStore(pol)
-	store, err := placement.OpenReservationStore(filepath.Join(dir, "data"), nil)
+	policies := policy.NewStaticStore(pol)
+	store, err := reservation.Open(filepath.Join(dir, "data"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	records, err := placement.OpenBuildRecords(filepath.Join(dir, "data"))
+	records, err := build.OpenRecords(filepath.Join(dir, "data"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
 	a, err := New(Options{
-		Logger: logger, Snapshots: src.Snapshots, Policy: policies, Placer: placement.NewPlacer(policies, store),
+		Logger: logger, Snapshots: src.Snapshots, Policy: policies, Placer: schedule.NewPlacer(policies, store),
 		Registerer: reg, Gatherer: reg,
 		Builds: &BuildsConfig{Records: records, History: promsource.NewBuildHistory(src.Querier, 5*time.Second, 0)},
 	})
@@ -103,7 +108,7 @@ func startLiveBuildAPI(t *testing.T, targets []string) *liveBuildAPI {
 }
 
 // waitBuildServers polls GET /build-servers until ok holds.
-func (l *liveBuildAPI) waitBuildServers(what string, ok func(map[string]placement.BuildLoad) bool) map[string]placement.BuildLoad {
+func (l *liveBuildAPI) waitBuildServers(what string, ok func(map[string]build.Load) bool) map[string]build.Load {
 	l.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	var last []byte
@@ -112,7 +117,7 @@ func (l *liveBuildAPI) waitBuildServers(what string, ok func(map[string]placemen
 		last = b
 		var list BuildServerList
 		if status == 200 && json.Unmarshal(b, &list) == nil {
-			m := map[string]placement.BuildLoad{}
+			m := map[string]build.Load{}
 			for _, s := range list.Servers {
 				m[s.Server] = s
 			}
@@ -165,7 +170,7 @@ func TestIntegrationBuildsFleetsim(t *testing.T) {
 	l := startLiveBuildAPI(t, fleet.Targets())
 
 	// Fresh, with the rate windows filled (CPU near the spec).
-	l.waitBuildServers("fresh with their CPU load", func(m map[string]placement.BuildLoad) bool {
+	l.waitBuildServers("fresh with their CPU load", func(m map[string]build.Load) bool {
 		return len(m) == 3 && m["build-a"].Freshness == placement.Fresh && m["build-b"].Freshness == placement.Fresh &&
 			m["build-c"].Freshness == placement.Fresh && m["build-a"].CPUPercent > 55 && m["build-c"].CPUPercent > 30 &&
 			m["build-c"].ActiveInMetrics == 1
@@ -174,7 +179,7 @@ func TestIntegrationBuildsFleetsim(t *testing.T) {
 	t.Run("LeastLoadedChosen", func(t *testing.T) {
 		for range 5 {
 			d := l.place(`{"build_pack":"nixpacks"}`)
-			if d.Chosen != "build-b" || d.Outcome != placement.BuildPlaced || d.Considered != 3 {
+			if d.Chosen != "build-b" || d.Outcome != build.Placed || d.Considered != 3 {
 				t.Fatalf("chose %q: %+v", d.Chosen, d)
 			}
 			if d.Ranking[0].Score >= d.Ranking[1].Score {
@@ -215,7 +220,7 @@ func TestIntegrationBuildsFleetsim(t *testing.T) {
 			case o.Placed && o.Reservation != nil && o.Reservation.State == placement.StateQueued:
 				perServer[o.Chosen]++
 				placedIDs = append(placedIDs, o.Reservation.ID)
-			case o.Outcome == placement.BuildFull && o.Wait != nil && o.Wait.Seconds >= 0 && o.Reservation == nil:
+			case o.Outcome == build.Full && o.Wait != nil && o.Wait.Seconds >= 0 && o.Reservation == nil:
 				full++
 			default:
 				t.Errorf("unexpected answer %+v", o)
@@ -224,7 +229,7 @@ func TestIntegrationBuildsFleetsim(t *testing.T) {
 		if perServer["build-a"] != 2 || perServer["build-b"] != 2 || perServer["build-c"] != 1 || full != n-5 {
 			t.Errorf("placed %v, %d told to wait; want 2/2/1 and 5", perServer, full)
 		}
-		loads := l.waitBuildServers("showing the reservations", func(m map[string]placement.BuildLoad) bool { return true })
+		loads := l.waitBuildServers("showing the reservations", func(m map[string]build.Load) bool { return true })
 		for name, ld := range loads {
 			if ld.ActiveBuilds+ld.QueuedBuilds > ld.ConcurrentBuilds {
 				t.Errorf("%s above its cap: %+v", name, ld)
@@ -251,8 +256,8 @@ func TestIntegrationBuildsFleetsim(t *testing.T) {
 		if onB == "" {
 			t.Fatal("no reservation on build-b")
 		}
-		get := func() placement.BuildLoad {
-			var ld placement.BuildLoad
+		get := func() build.Load {
+			var ld build.Load
 			l.json("GET", "/api/v1/build-servers/build-b", "", 200, &ld)
 			return ld
 		}
@@ -279,7 +284,7 @@ func TestIntegrationBuildsFleetsim(t *testing.T) {
 		}
 		fleet.Server("build-b").SetAnswering(false)
 		defer fleet.Server("build-b").SetAnswering(true)
-		l.waitBuildServers("showing build-b stale", func(m map[string]placement.BuildLoad) bool {
+		l.waitBuildServers("showing build-b stale", func(m map[string]build.Load) bool {
 			return m["build-b"].Freshness != placement.Fresh
 		})
 		for i := range 6 {
@@ -324,7 +329,7 @@ func TestIntegrationBuildsPodman(t *testing.T) {
 	testenv.WaitHTTP(t, "http://"+exporterAddr+"/metrics", 30*time.Second)
 
 	l := startLiveBuildAPI(t, []string{exporterAddr})
-	loads := l.waitBuildServers("counting the helper container", func(m map[string]placement.BuildLoad) bool {
+	loads := l.waitBuildServers("counting the helper container", func(m map[string]build.Load) bool {
 		return m["builder"].Freshness == placement.Fresh && m["builder"].ActiveInMetrics == 1
 	})
 	if b := loads["builder"]; b.ActiveBuilds != 1 || b.FreeSlots != 1 {
@@ -342,7 +347,7 @@ func TestIntegrationBuildsPodman(t *testing.T) {
 	// dd's 32 MiB buffer, filled from /dev/zero over and over, stays in its
 	// working set while it runs.
 	e.Run(t, "--name", second, helperImage, "dd", "if=/dev/zero", "of=/dev/null", "bs=32M", "count=1000000")
-	l.waitBuildServers("counting the second helper", func(m map[string]placement.BuildLoad) bool {
+	l.waitBuildServers("counting the second helper", func(m map[string]build.Load) bool {
 		return m["builder"].ActiveInMetrics == 2
 	})
 	time.Sleep(3 * time.Second) // a few scrapes of the full working set
@@ -353,10 +358,10 @@ func TestIntegrationBuildsPodman(t *testing.T) {
 		t.Fatalf("finish: %+v", fin)
 	}
 
-	var est placement.BuildEstimate
+	var est build.Estimate
 	l.json("POST", "/api/v1/builds/estimate", `{"application_id":"app-7","profile":"simple_static"}`, 200, &est)
 	t.Logf("estimate from history: %+v", est)
-	if est.Source != placement.EstimateFromHistory || est.HistoryBuilds != 1 {
+	if est.Source != build.EstimateFromHistory || est.HistoryBuilds != 1 {
 		t.Fatalf("estimate %+v, want from history of 1 build", est)
 	}
 	if est.Memory < 30<<20 || est.Memory > 512<<20 || est.DurationSeconds <= 0 {
@@ -364,7 +369,7 @@ func TestIntegrationBuildsPodman(t *testing.T) {
 	}
 	// Another application has no history.
 	l.json("POST", "/api/v1/builds/estimate", `{"application_id":"app-8"}`, 200, &est)
-	if est.Source != placement.EstimateFromProfile {
+	if est.Source != build.EstimateFromProfile {
 		t.Errorf("app-8: %+v", est)
 	}
 }

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/build"
+	"github.com/berth-dev/berth/placement/policy"
+
 	"context"
 	"errors"
 	"fmt"
@@ -24,26 +27,26 @@ func withBuilds(cfg *BuildsConfig) envOption {
 // fakeHistory answers every build the same usage and counts the lookups.
 type fakeHistory struct {
 	mu     sync.Mutex
-	usage  placement.BuildUsage
+	usage  build.Usage
 	ok     bool
 	err    error
-	lookup []placement.FinishedBuild
+	lookup []build.Finished
 }
 
-func (f *fakeHistory) BuildUsage(_ context.Context, b placement.FinishedBuild) (placement.BuildUsage, bool, error) {
+func (f *fakeHistory) BuildUsage(_ context.Context, b build.Finished) (build.Usage, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lookup = append(f.lookup, b)
 	return f.usage, f.ok, f.err
 }
 
-func (f *fakeHistory) set(u placement.BuildUsage, ok bool, err error) {
+func (f *fakeHistory) set(u build.Usage, ok bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.usage, f.ok, f.err = u, ok, err
 }
 
-func (f *fakeHistory) lookups() []placement.FinishedBuild {
+func (f *fakeHistory) lookups() []build.Finished {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.lookup)
@@ -87,8 +90,8 @@ func gathered(t *testing.T, g prometheus.Gatherer, name string) map[string]float
 // TestBuildMetricsLifecycle: the load score, duration and peak metrics
 // follow a build through the API, with one history query per finish.
 func TestBuildMetricsLifecycle(t *testing.T) {
-	records, _ := placement.OpenBuildRecords("")
-	history := &fakeHistory{usage: placement.BuildUsage{PeakMemoryBytes: 7e8, CPUSeconds: 30, ServerCores: 8}, ok: true}
+	records, _ := build.OpenRecords("")
+	history := &fakeHistory{usage: build.Usage{PeakMemoryBytes: 7e8, CPUSeconds: 30, ServerCores: 8}, ok: true}
 	e := newTestEnv(t, withBuilds(&BuildsConfig{Records: records, History: history}))
 	e.fleet.snap = buildFleet()
 
@@ -167,7 +170,7 @@ func TestBuildMetricsLifecycle(t *testing.T) {
 	// A failing history: the finish succeeds, the build's duration is
 	// exported, its peak is not (the application's older peak is not shown
 	// for a newer build), and the failure is counted.
-	history.set(placement.BuildUsage{}, false, errors.New("prometheus down"))
+	history.set(build.Usage{}, false, errors.New("prometheus down"))
 	var second BuildPlacementResponse
 	e.json("POST", "/api/v1/builds/placements", `{"application_id":"42","reserve":true}`, 200, &second)
 	e.json("POST", "/api/v1/builds/"+second.Reservation.ID+"/start", "", 200, &started)
@@ -212,12 +215,12 @@ func TestBuildMetricsLifecycle(t *testing.T) {
 // TestBuildMetricsBounded: per-application series only for builds ended
 // within the max age, at most maxApplications of them, the newest.
 func TestBuildMetricsBounded(t *testing.T) {
-	records, _ := placement.OpenBuildRecords("")
+	records, _ := build.OpenRecords("")
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	finish := func(app string, end time.Time, d time.Duration, peak float64) {
 		t.Helper()
 		start := end.Add(-d)
-		if ok, err := records.Finish(placement.Reservation{ID: "rsv_" + app + end.String(), ApplicationID: app, Server: "build-1", StartedAt: &start}, end, placement.BuildUsage{PeakMemoryBytes: peak}); !ok || err != nil {
+		if ok, err := records.Finish(placement.Reservation{ID: "rsv_" + app + end.String(), ApplicationID: app, Server: "build-1", StartedAt: &start}, end, build.Usage{PeakMemoryBytes: peak}); !ok || err != nil {
 			t.Fatal(ok, err)
 		}
 	}
@@ -227,7 +230,7 @@ func TestBuildMetricsBounded(t *testing.T) {
 	}
 	finish("app-0", now.Add(-time.Minute), 90*time.Second, 3e8) // app-0 built again, most recently
 
-	m := newBuildMetrics(func() []placement.Reservation { return nil }, func() *placement.Policy { return placement.DefaultPolicy() }, records)
+	m := newBuildMetrics(func() []placement.Reservation { return nil }, func() *policy.Policy { return policy.Default() }, records)
 	m.now = func() time.Time { return now }
 	m.maxApplications = 3
 	reg := prometheus.NewRegistry()
@@ -254,7 +257,7 @@ func TestBuildMetricsBounded(t *testing.T) {
 	// Load scores are dropped once the snapshot they came from is too old.
 	snap := buildFleet()
 	snap.Taken = now
-	m.see(snap, []placement.BuildLoad{{Server: "build-a"}})
+	m.see(snap, []build.Load{{Server: "build-a"}})
 	if got := gathered(t, reg, "berth_build_server_load_score"); len(got) != 1 {
 		t.Errorf("scores %v", got)
 	}
@@ -270,8 +273,8 @@ func TestBuildMetricsBounded(t *testing.T) {
 // TestBuildMetricsLint runs promlint (promtool's metric linter) over the build
 // metrics with every series present.
 func TestBuildMetricsLint(t *testing.T) {
-	records, _ := placement.OpenBuildRecords("")
-	history := &fakeHistory{usage: placement.BuildUsage{PeakMemoryBytes: 7e8}, ok: true}
+	records, _ := build.OpenRecords("")
+	history := &fakeHistory{usage: build.Usage{PeakMemoryBytes: 7e8}, ok: true}
 	e := newTestEnv(t, withBuilds(&BuildsConfig{Records: records, History: history}))
 	e.fleet.snap = buildFleet()
 	var p BuildPlacementResponse

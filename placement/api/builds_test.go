@@ -1,6 +1,9 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/build"
+	"github.com/berth-dev/berth/placement/policy"
+
 	"context"
 	"encoding/json"
 	"fmt"
@@ -90,7 +93,7 @@ func TestBuildEndpoints(t *testing.T) {
 	// Estimate.
 	status, b, _ = e.do("POST", "/api/v1/builds/estimate", `{"build_pack":"dockerfile","profile":"docker_build","repository_size_mb":250}`)
 	checkSchema(t, "POST", "/builds/estimate", status, b)
-	var est placement.BuildEstimate
+	var est build.Estimate
 	if err := json.Unmarshal(b, &est); err != nil || status != 200 {
 		t.Fatal(status, string(b))
 	}
@@ -113,7 +116,7 @@ func TestBuildEndpoints(t *testing.T) {
 		return out
 	}
 	first := place(`{"application_id":"42","build_pack":"nixpacks","reserve":true,"idempotency_key":"deploy-1"}`)
-	if !first.Placed || first.Outcome != placement.BuildPlaced || first.Chosen != "build-b" || first.Reservation == nil ||
+	if !first.Placed || first.Outcome != build.Placed || first.Chosen != "build-b" || first.Reservation == nil ||
 		first.Reservation.State != placement.StateQueued || first.Reservation.Resources.Memory != 2<<30 || first.Estimate.Profile != "node_application" {
 		t.Fatalf("first placement %+v", first)
 	}
@@ -133,8 +136,8 @@ func TestBuildEndpoints(t *testing.T) {
 	}
 
 	// Start and finish move the counts.
-	load := func(server string) placement.BuildLoad {
-		var l placement.BuildLoad
+	load := func(server string) build.Load {
+		var l build.Load
 		e.json("GET", "/api/v1/build-servers/"+server, "", 200, &l)
 		return l
 	}
@@ -192,7 +195,7 @@ func TestBuildEndpoints(t *testing.T) {
 		}
 	}
 	full := place(`{"reserve":true}`)
-	if placed != 6 || full.Placed || full.Outcome != placement.BuildFull || full.Wait == nil || full.Reservation != nil {
+	if placed != 6 || full.Placed || full.Outcome != build.Full || full.Wait == nil || full.Reservation != nil {
 		t.Fatalf("after %d placements: %+v", placed, full)
 	}
 	for _, r := range full.Rejected {
@@ -213,7 +216,7 @@ func TestBuildPlacementWithoutBuildServers(t *testing.T) {
 	delete(e.fleet.snap.Servers, "build-1")
 	var out BuildPlacementResponse
 	e.json("POST", "/api/v1/builds/placements", `{"reserve":true}`, 200, &out)
-	if out.Placed || !out.BuildOnDeploymentServer || out.Outcome != placement.BuildOnDeploymentServer || out.Reservation != nil {
+	if out.Placed || !out.BuildOnDeploymentServer || out.Outcome != build.OnDeploymentServer || out.Reservation != nil {
 		t.Errorf("no build server: %+v", out)
 	}
 	var list BuildServerList
@@ -228,9 +231,9 @@ func TestBuildBadInput(t *testing.T) {
 	const place, estimate = "/api/v1/builds/placements", "/api/v1/builds/estimate"
 	var dep PlacementResponse
 	e.json("POST", "/api/v1/placements", `{"requirements":{"cpu":1},"reserve":true}`, 200, &dep)
-	var build BuildPlacementResponse
-	e.json("POST", place, `{"reserve":true}`, 200, &build)
-	start := "/api/v1/builds/" + build.Reservation.ID + "/start"
+	var placed BuildPlacementResponse
+	e.json("POST", place, `{"reserve":true}`, 200, &placed)
+	start := "/api/v1/builds/" + placed.Reservation.ID + "/start"
 	for _, tc := range []struct {
 		name, method, path, body string
 		status                   int
@@ -242,7 +245,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"application_id as number", "POST", place, `{"application_id":42}`, 400, CodeInvalidArgument, "application_id"},
 		{"application_id with space", "POST", place, `{"application_id":"a b"}`, 400, CodeInvalidArgument, "application_id"},
 		{"application_id too long", "POST", place, `{"application_id":"` + strings.Repeat("x", 300) + `"}`, 400, CodeInvalidArgument, "application_id"},
-		{"unknown build pack", "POST", place, `{"build_pack":"heroku"}`, 400, CodeInvalidArgument, "build_pack"},
+		{"unknown placed pack", "POST", place, `{"build_pack":"heroku"}`, 400, CodeInvalidArgument, "build_pack"},
 		{"build pack as array", "POST", place, `{"build_pack":["dockerfile"]}`, 400, CodeInvalidArgument, "build_pack"},
 		{"unknown profile", "POST", place, `{"profile":"gigantic"}`, 400, CodeInvalidArgument, "profile"},
 		{"negative repository size", "POST", place, `{"repository_size_mb":-5}`, 400, CodeInvalidArgument, "repository_size_mb"},
@@ -260,7 +263,7 @@ func TestBuildBadInput(t *testing.T) {
 		{"ttl above max", "POST", place, `{"reserve":true,"ttl":"100h"}`, 422, CodeUnprocessable, "ttl"},
 		{"estimate unknown field", "POST", estimate, `{"reserve":true}`, 400, CodeInvalidArgument, "reserve"},
 		{"estimate unknown profile", "POST", estimate, `{"profile":"x"}`, 400, CodeInvalidArgument, "profile"},
-		{"estimate bad build pack", "POST", estimate, `{"build_pack":"x"}`, 400, CodeInvalidArgument, "build_pack"},
+		{"estimate bad placed pack", "POST", estimate, `{"build_pack":"x"}`, 400, CodeInvalidArgument, "build_pack"},
 		{"estimate negative size", "POST", estimate, `{"repository_size_mb":-1}`, 400, CodeInvalidArgument, "repository_size_mb"},
 		{"estimate empty body", "POST", estimate, ``, 400, CodeInvalidArgument, ""},
 		{"start unknown", "POST", "/api/v1/builds/rsv_nope/start", ``, 404, CodeNotFound, "id"},
@@ -288,8 +291,8 @@ func TestBuildBadInput(t *testing.T) {
 			}
 		})
 	}
-	// The build survived all that, still queued.
-	var l placement.BuildLoad
+	// The placed survived all that, still queued.
+	var l build.Load
 	e.json("GET", "/api/v1/build-servers/build-1", "", 200, &l)
 	if l.QueuedBuilds != 1 {
 		t.Errorf("queued builds %d", l.QueuedBuilds)
@@ -315,7 +318,7 @@ func (f *fakeQuerier) Query(_ context.Context, q string, ts time.Time) (model.Ve
 // build's server and window, and its answer is read by signal.
 func TestBuildHistoryQuery(t *testing.T) {
 	start := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	b := placement.FinishedBuild{ID: "rsv_1", ApplicationID: "42", Server: `build "1"`, StartedAt: start, EndedAt: start.Add(3 * time.Minute)}
+	b := build.Finished{ID: "rsv_1", ApplicationID: "42", Server: `build "1"`, StartedAt: start, EndedAt: start.Add(3 * time.Minute)}
 	q := &fakeQuerier{v: model.Vector{
 		{Metric: model.Metric{"signal": "memory"}, Value: 3e8},
 		{Metric: model.Metric{"signal": "cpu"}, Value: 90},
@@ -323,7 +326,7 @@ func TestBuildHistoryQuery(t *testing.T) {
 	}}
 	h := promsource.NewBuildHistory(q, time.Second, 0)
 	u, ok, err := h.BuildUsage(context.Background(), b)
-	if err != nil || !ok || u != (placement.BuildUsage{PeakMemoryBytes: 3e8, CPUSeconds: 90, ServerCores: 4}) {
+	if err != nil || !ok || u != (build.Usage{PeakMemoryBytes: 3e8, CPUSeconds: 90, ServerCores: 4}) {
 		t.Fatalf("usage %+v %v %v", u, ok, err)
 	}
 	if !q.ts.Equal(b.EndedAt) {
@@ -404,11 +407,11 @@ func TestBuildPlacementTieBreak(t *testing.T) {
 	}
 
 	// builds.tie_tolerance 2 lets build-b (2 points more) into the tie, and says so.
-	p, err := placement.ParsePolicy([]byte("builds: {tie_tolerance: 2}"))
+	p, err := policy.Parse([]byte("builds: {tie_tolerance: 2}"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e = newTestEnv(t, withPolicy(placement.NewStaticPolicyStore(p)))
+	e = newTestEnv(t, withPolicy(policy.NewStaticStore(p)))
 	e.fleet.snap = fleet()
 	for i := range 40 {
 		out, _ := place(e, fmt.Sprintf("deploy-%d", i))

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/policy"
+
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -14,9 +16,9 @@ import (
 // over HTTP against a fleet with room for exactly 10 → exactly 10 placed,
 // no server over capacity.
 func TestConcurrentReservingPlacements(t *testing.T) {
-	p := placement.DefaultPolicy()
+	p := policy.Default()
 	p.Fit.MaxUtilisation.Memory = 1 // room is exactly what is free
-	e := newTestEnv(t, withPolicy(placement.NewStaticPolicyStore(p)))
+	e := newTestEnv(t, withPolicy(policy.NewStaticStore(p)))
 	now := time.Now()
 	snap := &placement.Snapshot{Taken: now, Servers: map[string]*placement.ServerState{}}
 	for _, name := range []string{"a", "b"} {

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/schedule"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -8,8 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
-
-	"github.com/berth-dev/berth/placement"
 )
 
 // Duration is a JSON duration: a Prometheus duration string ("90s", "10m",
@@ -57,15 +58,15 @@ func (d Duration) String() string { return model.Duration(d).String() }
 func durationOf(d Duration) time.Duration { return time.Duration(d) }
 
 // reservationTTL checks a request's optional ttl: at least
-// placement.MinReservationTTL and at most the policy's
+// schedule.MinReservationTTL and at most the policy's
 // reservations.max_ttl. 0 means "not given" (the caller's default).
-func reservationTTL(ttl *Duration, p *placement.Policy) (time.Duration, error) {
+func reservationTTL(ttl *Duration, p *policy.Policy) (time.Duration, error) {
 	if ttl == nil {
 		return 0, nil
 	}
-	if d := durationOf(*ttl); d < placement.MinReservationTTL {
+	if d := durationOf(*ttl); d < schedule.MinReservationTTL {
 		return 0, invalidArgument("ttl", "ttl %s is below the minimum %s (omit it for the default %s)",
-			ttl.String(), Duration(placement.MinReservationTTL).String(), Duration(p.Reservations.DefaultTTL).String())
+			ttl.String(), Duration(schedule.MinReservationTTL).String(), Duration(p.Reservations.DefaultTTL).String())
 	}
 	if d := durationOf(*ttl); d > p.Reservations.MaxTTL {
 		return 0, unprocessable("ttl", "ttl %s is above the policy's reservations.max_ttl %s", ttl.String(), Duration(p.Reservations.MaxTTL).String())

@@ -9,7 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// Error codes of the JSON error model (design.md, "Conventions").
+// Error codes of the JSON error model (docs/placement/api.md, "Errors").
 const (
 	CodeInvalidArgument  = "invalid_argument"
 	CodeNotFound         = "not_found"

@@ -52,11 +52,13 @@ scrape_configs:
 	// be saturated at any time, and the default 90% ceiling would then
 	// (rightly) refuse any placement. Allow the whole CPU so that the
 	// test is about the API, not about the load of the CI machine.
-	policy := writeFile(t, dir, "policy.yml", "fit:\n  max_utilisation:\n    cpu: 1.0\n")
+	// A request without cpu is charged fit.default_request.cpu: 0 here, so
+	// the placement fits however busy this machine is.
+	policyFile := writeFile(t, dir, "policy.yml", "fit:\n  max_utilisation:\n    cpu: 1.0\n  default_request:\n    cpu: 0\n")
 	storage := filepath.Join(dir, "data")
 	args := []string{
 		"--web.listen-address=" + placementAddr, "--storage.path=" + storage,
-		"--scrape.config-file=" + promConfig, "--placement.policy-file=" + policy,
+		"--scrape.config-file=" + promConfig, "--placement.policy-file=" + policyFile,
 	}
 	base := "http://" + placementAddr
 	proc := testenv.Start(t, placementBin, args...)
@@ -245,10 +247,10 @@ func TestIntegrationRemoteUnreachable(t *testing.T) {
 	dir := t.TempDir()
 	addr, nobody := testenv.FreePort(t), testenv.FreePort(t)
 	tokens := writeFile(t, dir, "tokens", "itest-token\n")
-	policy := writeFile(t, dir, "policy.yml", "scoring:\n  strategy: pack\n")
+	policyFile := writeFile(t, dir, "policy.yml", "scoring:\n  strategy: pack\n")
 	proc := testenv.Start(t, placementBin, "--web.listen-address="+addr, "--storage.path="+filepath.Join(dir, "data"),
 		"--prometheus.url=http://"+nobody, "--prometheus.timeout=2s",
-		"--web.bearer-tokens-file="+tokens, "--placement.policy-file="+policy)
+		"--web.bearer-tokens-file="+tokens, "--placement.policy-file="+policyFile)
 	base := "http://" + addr
 	testenv.WaitHTTP(t, base+"/-/healthy", 30*time.Second)
 

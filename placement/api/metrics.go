@@ -15,7 +15,7 @@ import (
 // for random URLs cannot create one series per URL.
 const unmatchedEndpoint = "unmatched"
 
-// Metrics are the API's own metrics (names in design.md).
+// Metrics are the API's own metrics (listed in docs/placement/api.md).
 type Metrics struct {
 	requests   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec

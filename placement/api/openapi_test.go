@@ -1,6 +1,9 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/build"
+	"github.com/berth-dev/berth/placement/quota"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -153,31 +156,31 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Reservation":       reflect.TypeFor[placement.Reservation](),
 		"ReservationList":   reflect.TypeFor[ReservationList](),
 		// builds
-		"BuildLoad":              reflect.TypeFor[placement.BuildLoad](),
+		"BuildLoad":              reflect.TypeFor[build.Load](),
 		"BuildServerList":        reflect.TypeFor[BuildServerList](),
 		"BuildEstimateRequest":   reflect.TypeFor[BuildEstimateBody](),
-		"BuildEstimate":          reflect.TypeFor[placement.BuildEstimate](),
-		"EstimateAdjustment":     reflect.TypeFor[placement.EstimateAdjustment](),
+		"BuildEstimate":          reflect.TypeFor[build.Estimate](),
+		"EstimateAdjustment":     reflect.TypeFor[build.Adjustment](),
 		"BuildPlacementRequest":  reflect.TypeFor[BuildPlacementRequest](),
 		"BuildPlacementResponse": reflect.TypeFor[BuildPlacementResponse](),
-		"BuildWait":              reflect.TypeFor[placement.BuildWait](),
-		"BuildTieBreak":          reflect.TypeFor[placement.BuildTieBreak](),
+		"BuildWait":              reflect.TypeFor[build.Wait](),
+		"BuildTieBreak":          reflect.TypeFor[build.TieBreak](),
 		"BuildStartRequest":      reflect.TypeFor[BuildStartRequest](),
 		"BuildFinishResponse":    reflect.TypeFor[BuildFinishResponse](),
 		// organizations
 		"OrganizationList":       reflect.TypeFor[OrganizationList](),
-		"QuotaStatus":            reflect.TypeFor[placement.QuotaStatus](),
-		"QuotaUsage":             reflect.TypeFor[placement.QuotaUsage](),
-		"QuotaLimits":            reflect.TypeFor[placement.QuotaLimitValues](),
-		"QuotaViolation":         reflect.TypeFor[placement.QuotaViolation](),
-		"QuotaBreakdown":         reflect.TypeFor[placement.QuotaBreakdown](),
-		"QuotaContainers":        reflect.TypeFor[placement.QuotaContainers](),
-		"QuotaReserved":          reflect.TypeFor[placement.QuotaReserved](),
-		"QuotaDisk":              reflect.TypeFor[placement.QuotaDisk](),
+		"QuotaStatus":            reflect.TypeFor[quota.Status](),
+		"QuotaUsage":             reflect.TypeFor[quota.Usage](),
+		"QuotaLimits":            reflect.TypeFor[quota.Limits](),
+		"QuotaViolation":         reflect.TypeFor[quota.Violation](),
+		"QuotaBreakdown":         reflect.TypeFor[quota.Breakdown](),
+		"QuotaContainers":        reflect.TypeFor[quota.Containers](),
+		"QuotaReserved":          reflect.TypeFor[quota.Reserved](),
+		"QuotaDisk":              reflect.TypeFor[quota.Disk](),
 		"DeploymentCheckRequest": reflect.TypeFor[DeploymentCheckRequest](),
-		"QuotaCheck":             reflect.TypeFor[placement.QuotaCheck](),
-		"QuotaExceeded":          reflect.TypeFor[placement.QuotaExceeded](),
-		"ExcessServers":          reflect.TypeFor[placement.ExcessServers](),
+		"QuotaCheck":             reflect.TypeFor[quota.Check](),
+		"QuotaExceeded":          reflect.TypeFor[quota.Exceeded](),
+		"ExcessServers":          reflect.TypeFor[quota.Excess](),
 		// /-/reload
 		"ReloadAnswer":  reflect.TypeFor[ReloadAnswer](),
 		"ReloadOutcome": reflect.TypeFor[ReloadOutcome](),

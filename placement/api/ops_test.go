@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/policy"
+
 	"encoding/json"
 	"errors"
 	"os"
@@ -20,7 +22,7 @@ func TestReload(t *testing.T) {
 		}
 	}
 	write("scoring:\n  strategy: spread\n")
-	store, err := placement.NewPolicyStore(path)
+	store, err := policy.NewStore(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +100,7 @@ func TestReloadEachFileOnItsOwn(t *testing.T) {
 	}
 	write(policyPath, "scoring:\n  strategy: pack\n")
 	write(tokensPath, "old-token\n")
-	policies, err := placement.NewPolicyStore(policyPath)
+	policies, err := policy.NewStore(policyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +204,7 @@ func TestReloadEachFileOnItsOwn(t *testing.T) {
 	write(tokensPath, "sighup-token\n")
 	err = e.api.Reload()
 	var re *ReloadError
-	if !errors.As(err, &re) || re.Reloader != "placement policy" || !errors.Is(err, placement.ErrEmptyPolicy) {
+	if !errors.As(err, &re) || re.Reloader != "placement policy" || !errors.Is(err, policy.ErrEmpty) {
 		t.Errorf("Reload() = %v, want the policy's refusal", err)
 	}
 	if status, _, _ := e.do("GET", "/api/v1/servers", "", auth("sighup-token")...); status != 200 {

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/quota"
+
 	"net/http"
 	"time"
 
@@ -12,8 +15,8 @@ import (
 // OrganizationList is GET /api/v1/organizations: every organization known
 // to the fleet, the policy's quotas or open reservations, sorted by name.
 type OrganizationList struct {
-	TakenAt       time.Time               `json:"taken_at"`
-	Organizations []placement.QuotaStatus `json:"organizations"`
+	TakenAt       time.Time      `json:"taken_at"`
+	Organizations []quota.Status `json:"organizations"`
 }
 
 // DeploymentCheckRequest is POST /api/v1/organizations/{org}/deployments/check.
@@ -31,16 +34,16 @@ func (a *API) listOrganizations(c echo.Context) error {
 	}
 	p := a.opts.Policy.Policy()
 	open := a.opts.Placer.Store().List()
-	out := OrganizationList{TakenAt: snap.Taken, Organizations: []placement.QuotaStatus{}}
-	for _, org := range p.QuotaOrganizations(snap, open) {
-		out.Organizations = append(out.Organizations, p.QuotaStatus(snap, org, open))
+	out := OrganizationList{TakenAt: snap.Taken, Organizations: []quota.Status{}}
+	for _, org := range quota.Organizations(p, snap, open) {
+		out.Organizations = append(out.Organizations, quota.StatusOf(p, snap, org, open))
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
 // organization reads what every /organizations/{org} handler needs and
 // answers 404 for an organization nothing knows.
-func (a *API) organization(c echo.Context) (*placement.Policy, *placement.Snapshot, []placement.Reservation, string, error) {
+func (a *API) organization(c echo.Context) (*policy.Policy, *placement.Snapshot, []placement.Reservation, string, error) {
 	org := c.Param("org")
 	snap, err := a.snapshot(c.Request().Context())
 	if err != nil {
@@ -48,7 +51,7 @@ func (a *API) organization(c echo.Context) (*placement.Policy, *placement.Snapsh
 	}
 	p := a.opts.Policy.Policy()
 	open := a.opts.Placer.Store().List()
-	if !p.KnowsOrganization(snap, open, org) {
+	if !quota.Knows(p, snap, open, org) {
 		return nil, nil, nil, "", notFound("org", "organization %q not found: no server carries it, no quota names it and no reservation holds it", org)
 	}
 	return p, snap, open, org, nil
@@ -59,7 +62,7 @@ func (a *API) getOrganization(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, p.QuotaStatus(snap, org, open))
+	return c.JSON(http.StatusOK, quota.StatusOf(p, snap, org, open))
 }
 
 func (a *API) checkDeployment(c echo.Context) error {
@@ -74,8 +77,8 @@ func (a *API) checkDeployment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st := p.QuotaStatus(snap, org, open)
-	return c.JSON(http.StatusOK, p.CheckQuota(&st, *req.Requirements, req.NewApplication))
+	st := quota.StatusOf(p, snap, org, open)
+	return c.JSON(http.StatusOK, quota.CheckDeployment(p, &st, *req.Requirements, req.NewApplication))
 }
 
 func (a *API) excessServers(c echo.Context) error {
@@ -83,5 +86,5 @@ func (a *API) excessServers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, p.ExcessServers(snap, org))
+	return c.JSON(http.StatusOK, quota.ExcessOf(p, snap, org))
 }

@@ -1,6 +1,11 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/quota"
+	"github.com/berth-dev/berth/placement/reservation"
+	"github.com/berth-dev/berth/placement/schedule"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -48,24 +53,24 @@ func quotaFleet() *placement.Snapshot {
 
 // newQuotaEnv is newTestEnv with the quota admission in the placer and the
 // quota collector on the registry, as cmd/berth-placement wires them.
-func newQuotaEnv(t *testing.T, policy string) *testEnv {
+func newQuotaEnv(t *testing.T, policyYAML string) *testEnv {
 	t.Helper()
-	p, err := placement.ParsePolicy([]byte(policy))
+	p, err := policy.Parse([]byte(policyYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &testEnv{t: t, fleet: &fakeFleet{snap: quotaFleet()}, reg: prometheus.NewRegistry(), dataDir: t.TempDir()}
-	store, err := placement.OpenReservationStore(e.dataDir, nil)
+	store, err := reservation.Open(e.dataDir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	policies := placement.NewStaticPolicyStore(p)
-	e.reg.MustRegister(placement.NewQuotaCollector(e.fleet, policies, store.List, nil))
+	policies := policy.NewStaticStore(p)
+	e.reg.MustRegister(quota.NewCollector(e.fleet, policies, store.List, nil))
 	a, err := New(Options{
 		Snapshots:  e.fleet,
 		Policy:     policies,
-		Placer:     placement.NewPlacer(policies, store, placement.QuotaAdmission()),
+		Placer:     schedule.NewPlacer(policies, store, quota.Admission()),
 		Registerer: e.reg,
 		Gatherer:   e.reg,
 	})
@@ -92,15 +97,15 @@ func TestOrganizations(t *testing.T) {
 		t.Errorf("organizations %v, want %v", names, want)
 	}
 
-	var acme placement.QuotaStatus
+	var acme quota.Status
 	e.json("GET", "/api/v1/organizations/acme", "", 200, &acme)
-	if acme.Usage != (placement.QuotaUsage{Servers: 3, Applications: 2, CPUCores: 2, MemoryBytes: 4 << 30}) {
+	if acme.Usage != (quota.Usage{Servers: 3, Applications: 2, CPUCores: 2, MemoryBytes: 4 << 30}) {
 		t.Errorf("acme usage %+v", acme.Usage)
 	}
 	if acme.Compliant || len(acme.Violations) != 1 || acme.Violations[0].Message != "exceeded quota: acme, used: servers=3, limited: servers=2" {
 		t.Errorf("acme compliance %v %+v", acme.Compliant, acme.Violations)
 	}
-	var globex placement.QuotaStatus
+	var globex quota.Status
 	e.json("GET", "/api/v1/organizations/globex", "", 200, &globex)
 	if !globex.Compliant || globex.Limits.Any() {
 		t.Errorf("globex (no quota) %+v", globex)
@@ -111,7 +116,7 @@ func TestOrganizations(t *testing.T) {
 		t.Errorf("trial limits: %s", b)
 	}
 
-	var excess placement.ExcessServers
+	var excess quota.Excess
 	e.json("GET", "/api/v1/organizations/acme/excess-servers", "", 200, &excess)
 	if !slices.Equal(excess.Keep, []string{"app-1", "app-stale"}) || !slices.Equal(excess.Excess, []string{"build-1"}) || *excess.MaxServers != 2 {
 		t.Errorf("excess servers %+v", excess)
@@ -120,12 +125,12 @@ func TestOrganizations(t *testing.T) {
 
 func TestOrganizationDeploymentCheck(t *testing.T) {
 	e := newQuotaEnv(t, quotaTestPolicy)
-	var fits placement.QuotaCheck
+	var fits quota.Check
 	e.json("POST", "/api/v1/organizations/acme/deployments/check", `{"requirements":{"cpu":"1.5","memory":"2g"},"new_application":true}`, 200, &fits)
-	if !fits.Allowed || fits.Projected != (placement.QuotaUsage{Servers: 3, Applications: 3, CPUCores: 3.5, MemoryBytes: 6 << 30}) || len(fits.Messages) != 0 {
+	if !fits.Allowed || fits.Projected != (quota.Usage{Servers: 3, Applications: 3, CPUCores: 3.5, MemoryBytes: 6 << 30}) || len(fits.Messages) != 0 {
 		t.Errorf("fitting deployment: %+v", fits)
 	}
-	var over placement.QuotaCheck
+	var over quota.Check
 	e.json("POST", "/api/v1/organizations/acme/deployments/check", `{"requirements":{"cpu":1,"memory":"3g"}}`, 200, &over)
 	want := []string{"exceeded quota: acme, requested: memory=3Gi, used: memory=4Gi, limited: memory=6Gi"}
 	if over.Allowed || !slices.Equal(over.Messages, want) {
@@ -147,7 +152,7 @@ func TestOrganizationDeploymentCheck(t *testing.T) {
 	if !d.Placed || d.Reservation == nil {
 		t.Fatalf("fitting placement: %+v", d)
 	}
-	var acme placement.QuotaStatus
+	var acme quota.Status
 	e.json("GET", "/api/v1/organizations/acme", "", 200, &acme)
 	if acme.Usage.Applications != 3 || acme.Usage.MemoryBytes != 5<<30 || acme.Breakdown.Reserved.Reservations != 1 {
 		t.Errorf("usage with the reservation: %+v, reserved %+v", acme.Usage, acme.Breakdown.Reserved)
@@ -215,7 +220,7 @@ func TestOrganizationsOpenAPI(t *testing.T) {
 	for _, r := range schemas["QuotaResource"].(map[string]any)["enum"].([]any) {
 		resources = append(resources, r.(string))
 	}
-	for _, r := range placement.QuotaResources {
+	for _, r := range quota.AllResources {
 		if !slices.Contains(resources, string(r)) {
 			t.Errorf("resource %s not in the QuotaResource schema", r)
 		}
@@ -291,8 +296,8 @@ func liveFleet() fleetsim.Spec {
 
 // declaredUsage is what the fleet spec says an organization uses, with
 // the default policy's charge for unlimited containers.
-func declaredUsage(spec fleetsim.Spec, org string, p *placement.Policy) placement.QuotaUsage {
-	var u placement.QuotaUsage
+func declaredUsage(spec fleetsim.Spec, org string, p *policy.Policy) quota.Usage {
+	var u quota.Usage
 	apps := map[string]bool{}
 	for _, s := range spec.Servers {
 		if s.Organization != org {
@@ -357,7 +362,7 @@ func TestIntegrationOrganizationsFleetsim(t *testing.T) {
 		}
 	}
 	writePolicy("quotas:\n  organizations:\n    acme: {max_servers: 3, max_applications: 3, max_cpu_cores: 100, max_memory_gb: 13}\n")
-	policies, err := placement.NewPolicyStore(policyPath)
+	policies, err := policy.NewStore(policyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,16 +378,16 @@ func TestIntegrationOrganizationsFleetsim(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	store, err := placement.OpenReservationStore(filepath.Join(dir, "reservations"), nil)
+	store, err := reservation.Open(filepath.Join(dir, "reservations"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	reg.MustRegister(placement.NewQuotaCollector(src.Snapshots, policies, store.List, logger))
+	reg.MustRegister(quota.NewCollector(src.Snapshots, policies, store.List, logger))
 	a, err := New(Options{
 		Snapshots:  src.Snapshots,
 		Policy:     policies,
-		Placer:     placement.NewPlacer(policies, store, placement.QuotaAdmission()),
+		Placer:     schedule.NewPlacer(policies, store, quota.Admission()),
 		Ready:      src.Ready,
 		Reloaders:  []Reloader{{Name: "placement policy", Reload: policies.Reload}},
 		Registerer: reg,
@@ -400,14 +405,14 @@ func TestIntegrationOrganizationsFleetsim(t *testing.T) {
 	p := policies.Policy()
 	wantAcme := declaredUsage(spec, "acme", p)
 	wantGlobex := declaredUsage(spec, "globex", p)
-	if wantAcme != (placement.QuotaUsage{Servers: 3, Applications: 2, CPUCores: 4, MemoryBytes: 8 << 30}) {
+	if wantAcme != (quota.Usage{Servers: 3, Applications: 2, CPUCores: 4, MemoryBytes: 8 << 30}) {
 		t.Fatalf("fleet spec changed: acme declares %+v", wantAcme)
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	var last string
 	for {
 		var servers ServerList
-		var acme placement.QuotaStatus
+		var acme quota.Status
 		status, b, _ := e.do("GET", "/api/v1/servers", "")
 		ready := status == 200 && json.Unmarshal(b, &servers) == nil && len(servers.Servers) == len(spec.Servers)
 		for _, s := range servers.Servers {
@@ -430,7 +435,7 @@ func TestIntegrationOrganizationsFleetsim(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
-	var acme, globex placement.QuotaStatus
+	var acme, globex quota.Status
 	e.json("GET", "/api/v1/organizations/acme", "", 200, &acme)
 	e.json("GET", "/api/v1/organizations/globex", "", 200, &globex)
 	if globex.Usage != wantGlobex || !globex.Compliant {
@@ -447,7 +452,7 @@ func TestIntegrationOrganizationsFleetsim(t *testing.T) {
 	}
 
 	// Can deploy: one that fits, one over memory (Kubernetes' words).
-	var check placement.QuotaCheck
+	var check quota.Check
 	e.json("POST", "/api/v1/organizations/acme/deployments/check", `{"requirements":{"cpu":1,"memory":"2g"},"new_application":true}`, 200, &check)
 	if !check.Allowed || check.Projected.Applications != 3 || check.Projected.MemoryBytes != 10<<30 {
 		t.Errorf("fitting deployment: %+v", check)
@@ -515,7 +520,7 @@ func TestIntegrationOrganizationsFleetsim(t *testing.T) {
 	}
 
 	// Lower max_servers and reload: the excess servers are listed.
-	var excess placement.ExcessServers
+	var excess quota.Excess
 	e.json("GET", "/api/v1/organizations/acme/excess-servers", "", 200, &excess)
 	if len(excess.Excess) != 0 || excess.Servers != 3 {
 		t.Errorf("excess before: %+v", excess)

@@ -1,6 +1,11 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/build"
+	"github.com/berth-dev/berth/placement/quota"
+	"github.com/berth-dev/berth/placement/reservation"
+	"github.com/berth-dev/berth/placement/schedule"
+
 	"errors"
 	"fmt"
 	"net/http"
@@ -162,18 +167,18 @@ func (a *API) placementRequest(body *PlacementRequest) (placement.Request, error
 }
 
 // decider is the decision placements of kind are made with.
-func (a *API) decider(kind placement.Kind) placement.Decider {
+func (a *API) decider(kind placement.Kind) schedule.Decider {
 	if kind == placement.KindBuild {
-		return &placement.BuildDecider{Expected: a.buildExpected}
+		return &build.Decider{Expected: a.buildExpected}
 	}
-	return placement.DeploymentDecider
+	return schedule.DeploymentDecider
 }
 
 // placeError maps the Placer's errors to API errors.
 func placeError(err error) error {
 	var (
 		fieldErr *placement.FieldError
-		unknown  *placement.QuotaUsageUnknownError
+		unknown  *quota.UsageUnknownError
 	)
 	switch {
 	case errors.As(err, &unknown):
@@ -181,7 +186,7 @@ func placeError(err error) error {
 			Details: map[string]any{"organization": unknown.Organization, "unknown_servers": unknown.Servers}}
 	case errors.As(err, &fieldErr):
 		return invalidArgument(fieldErr.Field, "%s", fieldErr.Error())
-	case errors.Is(err, placement.ErrIdempotencyConflict):
+	case errors.Is(err, reservation.ErrIdempotencyConflict):
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Field: "idempotency_key", Message: err.Error()}
 	}
 	// Admission refusals (quotas) say their own status, and may say their

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/reservation"
+
 	"errors"
 	"net/http"
 
@@ -55,9 +57,9 @@ func (a *API) deleteReservation(c echo.Context) error {
 // an operation the reservation's kind or state does not allow → 409.
 func reservationError(err error) error {
 	switch {
-	case errors.Is(err, placement.ErrReservationNotFound):
+	case errors.Is(err, reservation.ErrNotFound):
 		return notFound("id", "%s (it may have expired or been released)", err.Error())
-	case errors.Is(err, placement.ErrInvalidTransition):
+	case errors.Is(err, reservation.ErrInvalidTransition):
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Field: "id", Message: err.Error()}
 	}
 	return err

@@ -1,6 +1,10 @@
 package api
 
 import (
+	"github.com/berth-dev/berth/placement/fit"
+	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/schedule"
+
 	"math"
 	"net/http"
 	"slices"
@@ -87,8 +91,8 @@ type DiskView struct {
 	UsagePercent float64 `json:"usage_percent"`
 	// ThresholdPercent is the threshold fit applies; ThresholdSource says
 	// whether the server publishes it or the policy's default applies.
-	ThresholdPercent float64                   `json:"threshold_percent"`
-	ThresholdSource  placement.ThresholdSource `json:"threshold_source"`
+	ThresholdPercent float64             `json:"threshold_percent"`
+	ThresholdSource  fit.ThresholdSource `json:"threshold_source"`
 }
 
 // NetworkView is the seed's network block: totals since boot, rates and
@@ -151,7 +155,7 @@ func serverNotFound(field, name string) *Error {
 }
 
 func (a *API) reservedByServer() map[string]placement.Resources {
-	return placement.ReservedByServer(a.opts.Placer.Store().List())
+	return schedule.ReservedByServer(a.opts.Placer.Store().List())
 }
 
 func sortedNames(snap *placement.Snapshot) []string {
@@ -163,12 +167,12 @@ func sortedNames(snap *placement.Snapshot) []string {
 	return names
 }
 
-func serverView(p *placement.Policy, s *placement.ServerState, reserved placement.Resources) ServerView {
+func serverView(p *policy.Policy, s *placement.ServerState, reserved placement.Resources) ServerView {
 	v := ServerView{
 		Name:         s.Name,
 		Role:         s.Role,
 		Organization: s.Organization,
-		Freshness:    FreshnessView{State: p.FreshnessOf(s)},
+		Freshness:    FreshnessView{State: fit.FreshnessOf(p, s)},
 		CPU: CPUView{
 			UsagePercent:     percent(s.CPU.Utilisation),
 			PeakUsagePercent: percent(s.CPU.PeakUtilisation),
@@ -213,7 +217,7 @@ func serverView(p *placement.Policy, s *placement.ServerState, reserved placemen
 	if v.ContainerUsage == "" {
 		v.ContainerUsage = placement.Current
 	}
-	threshold, source := p.DiskThreshold(s)
+	threshold, source := fit.DiskThreshold(p, s)
 	v.Disk.ThresholdPercent, v.Disk.ThresholdSource = percent(threshold), source
 	if v.Missing == nil {
 		v.Missing = []string{}
@@ -232,7 +236,7 @@ func serverView(p *placement.Policy, s *placement.ServerState, reserved placemen
 		last := s.LastSeen.UTC()
 		v.Freshness.AgeSeconds, v.Freshness.LastSeen = &age, &last
 	}
-	dims := p.FitResources(s, placement.Resources{}, reserved)
+	dims := fit.Dimensions(p, s, placement.Resources{}, reserved)
 	for _, d := range dims {
 		switch d.Dimension {
 		case placement.DimensionCPU:

@@ -1,10 +1,16 @@
 // Package bench holds placement's end-to-end benchmarks: Berth's decision
 // (fleet snapshot + reserving placement) against the naive per-server
 // strategy over simulated fleets and the embedded Prometheus, and the
-// decision code alone. See docs/performance-placement.md.
+// decision code alone. See docs/performance.md.
 package bench
 
 import (
+	"github.com/berth-dev/berth/placement/fit"
+	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/quota"
+	"github.com/berth-dev/berth/placement/reservation"
+	"github.com/berth-dev/berth/placement/schedule"
+
 	"context"
 	"fmt"
 	"math"
@@ -120,7 +126,7 @@ func (st *stack) waitFresh(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := placement.DefaultPolicy()
+	p := policy.Default()
 	deadline := time.Now().Add(freshTimeout)
 	var last string
 	for {
@@ -130,10 +136,10 @@ func (st *stack) waitFresh(b *testing.B) {
 		} else {
 			fresh := 0
 			for _, srv := range snap.Servers {
-				if p.FreshnessOf(srv) == placement.Fresh {
+				if fit.FreshnessOf(p, srv) == placement.Fresh {
 					fresh++
 				} else {
-					last = fmt.Sprintf("%s is %s (missing %v)", srv.Name, p.FreshnessOf(srv), srv.Missing)
+					last = fmt.Sprintf("%s is %s (missing %v)", srv.Name, fit.FreshnessOf(p, srv), srv.Missing)
 				}
 			}
 			if len(snap.Servers) == st.servers && fresh == st.servers {
@@ -161,7 +167,7 @@ type decider interface {
 // critical section.
 type berth struct {
 	snaps   *promsource.Snapshotter
-	placer  *placement.Placer
+	placer  *schedule.Placer
 	reserve bool
 }
 
@@ -171,7 +177,7 @@ func newBerth(b *testing.B, st *stack, ttl time.Duration, reserve bool) *berth {
 	if err != nil {
 		b.Fatal(err)
 	}
-	store, err := placement.OpenReservationStore(b.TempDir(), nil)
+	store, err := reservation.Open(b.TempDir(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -179,8 +185,8 @@ func newBerth(b *testing.B, st *stack, ttl time.Duration, reserve bool) *berth {
 	// written before each answer, fsynced once a second.
 	store.SyncEvery(time.Second, nil)
 	b.Cleanup(func() { _ = store.Close() })
-	policies := placement.NewStaticPolicyStore(placement.DefaultPolicy())
-	return &berth{snaps: snaps, placer: placement.NewPlacer(policies, store, placement.QuotaAdmission()), reserve: reserve}
+	policies := policy.NewStaticStore(policy.Default())
+	return &berth{snaps: snaps, placer: schedule.NewPlacer(policies, store, quota.Admission()), reserve: reserve}
 }
 
 func (s *berth) decide(ctx context.Context) error {

@@ -1,6 +1,11 @@
 package bench
 
 import (
+	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/quota"
+	"github.com/berth-dev/berth/placement/reservation"
+	"github.com/berth-dev/berth/placement/schedule"
+
 	"fmt"
 	"testing"
 	"time"
@@ -52,14 +57,14 @@ func syntheticSnapshot(b *testing.B, n int) *placement.Snapshot {
 func BenchmarkDecisionInMemory(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		snap := syntheticSnapshot(b, n)
-		p := placement.DefaultPolicy()
+		p := policy.Default()
 		req := placement.Request{Kind: placement.KindDeployment, Requirements: request, TTL: reservationTTL}
 		b.Run(fmt.Sprintf("servers=%d/choose", n), func(b *testing.B) {
 			b.ReportAllocs()
 			var seed uint64
 			for b.Loop() {
 				seed++
-				if d := p.Choose(snap, &req, nil, seed); d.Chosen == "" {
+				if d := schedule.Choose(p, snap, &req, nil, seed); d.Chosen == "" {
 					b.Fatal(d.Summary)
 				}
 			}
@@ -78,12 +83,12 @@ func BenchmarkDecisionInMemory(b *testing.B) {
 		})
 		for _, reserve := range []bool{false, true} {
 			b.Run(fmt.Sprintf("servers=%d/place-reserve=%t", n, reserve), func(b *testing.B) {
-				store, err := placement.OpenReservationStore(b.TempDir(), nil)
+				store, err := reservation.Open(b.TempDir(), nil)
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer store.Close()
-				pl := placement.NewPlacer(placement.NewStaticPolicyStore(p), store, placement.QuotaAdmission())
+				pl := schedule.NewPlacer(policy.NewStaticStore(p), store, quota.Admission())
 				r := req
 				r.Reserve = reserve
 				b.ReportAllocs()

@@ -1,6 +1,10 @@
 package bench
 
 import (
+	"github.com/berth-dev/berth/placement/fit"
+	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/schedule"
+
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -19,7 +23,7 @@ import (
 // was before it was optimised for large fleets): sort every name, fit each
 // server on its own, sort the Ranked values, break ties with hash/fnv. The
 // optimised Choose must give exactly the same decisions.
-func referenceChoose(p *placement.Policy, snap *placement.Snapshot, req *placement.Request, reserved map[string]placement.Resources, seed uint64) *placement.Decision {
+func referenceChoose(p *policy.Policy, snap *placement.Snapshot, req *placement.Request, reserved map[string]placement.Resources, seed uint64) *placement.Decision {
 	strategy := req.Strategy
 	if strategy == "" {
 		strategy = p.Scoring.Strategy
@@ -37,22 +41,22 @@ func referenceChoose(p *placement.Policy, snap *placement.Snapshot, req *placeme
 		Ranking: make([]placement.Ranked, 0, len(names)), Rejected: []placement.Rejected{},
 	}
 	for _, name := range names {
-		if s := snap.Servers[name]; s != nil && !placement.OrganizationAllows(s.Organization, req.Organization) {
-			d.Rejected = append(d.Rejected, placement.Rejected{Server: name, Reasons: []placement.Reason{placement.ReasonWrongOrganization}, Freshness: p.FreshnessOf(s)})
+		if s := snap.Servers[name]; s != nil && !schedule.OrganizationAllows(s.Organization, req.Organization) {
+			d.Rejected = append(d.Rejected, placement.Rejected{Server: name, Reasons: []placement.Reason{placement.ReasonWrongOrganization}, Freshness: fit.FreshnessOf(p, s)})
 			continue
 		}
-		f := p.FitServer(name, snap.Servers[name], req.Kind, req.Requirements, reserved[name])
+		f := fit.Server(p, name, snap.Servers[name], req.Kind, req.Requirements, reserved[name])
 		if !f.Fits {
 			d.Rejected = append(d.Rejected, placement.Rejected{Server: name, Reasons: f.Reasons, Freshness: f.Freshness, Dimensions: f.Dimensions})
 			continue
 		}
-		d.Ranking = append(d.Ranking, placement.Ranked{Server: name, Score: p.Score(strategy, f.Dimensions), Dimensions: f.Dimensions})
+		d.Ranking = append(d.Ranking, placement.Ranked{Server: name, Score: fit.Score(p, strategy, f.Dimensions), Dimensions: f.Dimensions})
 	}
 	referenceRank(d.Ranking, p.Scoring.TieTolerance, seed)
 	if len(d.Ranking) > 0 {
 		d.Chosen, d.Score = d.Ranking[0].Server, d.Ranking[0].Score
 	}
-	d.Summary = placement.Summary(len(d.Ranking), d.Considered, req.Kind, d.Rejected)
+	d.Summary = schedule.Summary(len(d.Ranking), d.Considered, req.Kind, d.Rejected)
 	return d
 }
 
@@ -134,7 +138,7 @@ func TestChooseMatchesReference(t *testing.T) {
 			}
 			snap.Servers[name] = st
 		}
-		p := placement.DefaultPolicy()
+		p := policy.Default()
 		if rng.IntN(2) == 0 {
 			p.Scoring.TieTolerance = float64(rng.IntN(50))
 		}
@@ -160,7 +164,7 @@ func TestChooseMatchesReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := json.Marshal(p.Choose(snap, req, reserved, seed))
+		got, err := json.Marshal(schedule.Choose(p, snap, req, reserved, seed))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,3 +1,7 @@
+// Package embedded runs Prometheus inside berth-placement: TSDB, scrape
+// manager, rule manager and PromQL engine from prometheus/prometheus, with
+// the shipped rules, alert forwarding and the read API of promapi, so that
+// one machine needs nothing else.
 package embedded
 
 import (

@@ -1,13 +1,13 @@
 package promsource
 
 import (
+	"github.com/berth-dev/berth/placement/build"
+
 	"context"
 	"fmt"
 	"math"
 	"strconv"
 	"time"
-
-	"github.com/berth-dev/berth/placement"
 )
 
 // DefaultBuildStartSlack is how long before a build's recorded start its
@@ -15,7 +15,7 @@ import (
 // Coolify has launched the helper).
 const DefaultBuildStartSlack = time.Minute
 
-// BuildHistory implements placement.BuildHistory over PromQL. Build
+// BuildHistory implements build.History over PromQL. Build
 // containers carry no application label (docs/recording-rules.md,
 // "Builds"), so a build is found by where and when it ran: the build
 // containers (role="build") of its server that started between its
@@ -28,7 +28,7 @@ type BuildHistory struct {
 	startSlack time.Duration
 }
 
-var _ placement.BuildHistory = (*BuildHistory)(nil)
+var _ build.History = (*BuildHistory)(nil)
 
 // NewBuildHistory returns a BuildHistory over q. timeout bounds each
 // query (0: 10s); startSlack is DefaultBuildStartSlack when 0.
@@ -43,7 +43,7 @@ func NewBuildHistory(q Querier, timeout, startSlack time.Duration) *BuildHistory
 }
 
 // BuildUsageQuery is the PromQL that BuildUsage evaluates at b.EndedAt.
-func (h *BuildHistory) BuildUsageQuery(b placement.FinishedBuild) string {
+func (h *BuildHistory) BuildUsageQuery(b build.Finished) string {
 	window := int64(math.Ceil((b.EndedAt.Sub(b.StartedAt) + h.startSlack).Seconds()))
 	w := strconv.FormatInt(max(window, 1), 10) + "s"
 	from := float64(b.StartedAt.Add(-h.startSlack).UnixMilli()) / 1000
@@ -59,15 +59,15 @@ or label_replace(max(max_over_time(container_cpu_usage_seconds_total{role="build
 or label_replace(max(last_over_time(server:node_cpus:count{server=%[3]s}[%[1]s])), "signal", "cores", "", "")`, w, sel, server)
 }
 
-// BuildUsage implements placement.BuildHistory.
-func (h *BuildHistory) BuildUsage(ctx context.Context, b placement.FinishedBuild) (placement.BuildUsage, bool, error) {
+// BuildUsage implements build.History.
+func (h *BuildHistory) BuildUsage(ctx context.Context, b build.Finished) (build.Usage, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	v, err := h.querier.Query(ctx, h.BuildUsageQuery(b), b.EndedAt)
 	if err != nil {
-		return placement.BuildUsage{}, false, fmt.Errorf("querying build history of %s: %w", b.ID, err)
+		return build.Usage{}, false, fmt.Errorf("querying build history of %s: %w", b.ID, err)
 	}
-	var u placement.BuildUsage
+	var u build.Usage
 	for _, s := range v {
 		switch s.Metric["signal"] {
 		case "memory":

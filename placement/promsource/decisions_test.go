@@ -1,6 +1,11 @@
 package promsource
 
 import (
+	"github.com/berth-dev/berth/placement/fit"
+	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/reservation"
+	"github.com/berth-dev/berth/placement/schedule"
+
 	"context"
 	"errors"
 	"fmt"
@@ -17,10 +22,10 @@ import (
 	"github.com/berth-dev/berth/placement/fleetsim"
 )
 
-// staticPolicy is a placement.PolicySource that never changes.
-type staticPolicy struct{ p *placement.Policy }
+// staticPolicy is a schedule.PolicySource that never changes.
+type staticPolicy struct{ p *policy.Policy }
 
-func (s staticPolicy) Policy() *placement.Policy { return s.p }
+func (s staticPolicy) Policy() *policy.Policy { return s.p }
 
 // rejections maps each rejected server to its reasons.
 func rejections(d *placement.Decision) map[string][]placement.Reason {
@@ -45,7 +50,7 @@ func sameDecisions(t *testing.T, ctx context.Context, emb, rem *Snapshotter, spe
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := placement.DefaultPolicy()
+	p := policy.Default()
 	small := placement.Resources{CPU: 0.5, Memory: 256 * mib, Disk: 1e9}
 	wrongRole := []placement.Reason{placement.ReasonWrongRole}
 	tests := []struct {
@@ -76,8 +81,8 @@ func sameDecisions(t *testing.T, ctx context.Context, emb, rem *Snapshotter, spe
 	for _, tc := range tests {
 		tc.req.Kind = placement.KindDeployment
 		for _, seed := range []uint64{1, 42} {
-			e := p.Choose(embSnap, &tc.req, nil, seed)
-			r := p.Choose(remSnap, &tc.req, nil, seed)
+			e := schedule.Choose(p, embSnap, &tc.req, nil, seed)
+			r := schedule.Choose(p, remSnap, &tc.req, nil, seed)
 			ranking := func(d *placement.Decision) []string {
 				var names []string
 				for _, rk := range d.Ranking {
@@ -104,8 +109,8 @@ func sameDecisions(t *testing.T, ctx context.Context, emb, rem *Snapshotter, spe
 		}
 		// FitServer, server by server, as /placements/check asks it.
 		for _, s := range spec.Servers {
-			e := p.FitServer(s.Name, embSnap.Servers[s.Name], tc.req.Kind, tc.req.Requirements, placement.Resources{})
-			r := p.FitServer(s.Name, remSnap.Servers[s.Name], tc.req.Kind, tc.req.Requirements, placement.Resources{})
+			e := fit.Server(p, s.Name, embSnap.Servers[s.Name], tc.req.Kind, tc.req.Requirements, placement.Resources{})
+			r := fit.Server(p, s.Name, remSnap.Servers[s.Name], tc.req.Kind, tc.req.Requirements, placement.Resources{})
 			if e.Fits != r.Fits || !slices.Equal(e.Reasons, r.Reasons) || e.Freshness != r.Freshness {
 				t.Errorf("%s: FitServer(%s) embedded %v %v %s, remote %v %v %s", tc.name, s.Name,
 					e.Fits, e.Reasons, e.Freshness, r.Fits, r.Reasons, r.Freshness)
@@ -119,18 +124,18 @@ func sameDecisions(t *testing.T, ctx context.Context, emb, rem *Snapshotter, spe
 // as a snapshot shows the container, long before the confirm grace, and not
 // before.
 func observedRelease(t *testing.T, ctx context.Context, snapshots *Snapshotter, server *fleetsim.Server) {
-	store, err := placement.OpenReservationStore(t.TempDir(), nil)
+	store, err := reservation.Open(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	policy := placement.DefaultPolicy()
+	pol := policy.Default()
 	reg := prometheus.NewRegistry()
-	src, err := placement.NewReleasingSource(snapshots, store, testenv.Logger(t), reg)
+	src, err := reservation.NewReleasingSource(snapshots, store, testenv.Logger(t), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	placer := placement.NewPlacer(staticPolicy{policy}, store)
+	placer := schedule.NewPlacer(staticPolicy{pol}, store)
 
 	const app = "77"
 	snap, err := src.Snapshot(ctx)
@@ -152,7 +157,7 @@ func observedRelease(t *testing.T, ctx context.Context, snapshots *Snapshotter, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	graceEnd := res.ConfirmedAt.Add(policy.Reservations.ConfirmGrace)
+	graceEnd := res.ConfirmedAt.Add(pol.Reservations.ConfirmGrace)
 
 	// Snapshots scraped after the confirmation, without the container:
 	// the reservation holds.
@@ -195,7 +200,7 @@ func observedRelease(t *testing.T, ctx context.Context, snapshots *Snapshotter, 
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.Get(res.ID); errors.Is(err, placement.ErrReservationNotFound) {
+		if _, err := store.Get(res.ID); errors.Is(err, reservation.ErrNotFound) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -228,7 +233,7 @@ berth_placement_reservations_observed_total 1
 // gone — by FitServer and by Choose.
 func staleReason(t *testing.T, ctx context.Context, mode string, snapshots *Snapshotter) {
 	t.Helper()
-	p := placement.DefaultPolicy()
+	p := policy.Default()
 	p.Freshness.Fresh = 2 * time.Second
 	p.Freshness.Stale = 10 * time.Minute
 	snap, err := snapshots.Snapshot(ctx)
@@ -240,12 +245,12 @@ func staleReason(t *testing.T, ctx context.Context, mode string, snapshots *Snap
 		t.Fatalf("%s: app-2 age %v, want between %s and %s", mode, st.Age, p.Freshness.Fresh, p.Freshness.Stale)
 	}
 	req := placement.Resources{CPU: 0.1, Memory: 64 * mib}
-	fit := p.FitServer("app-2", st, placement.KindDeployment, req, placement.Resources{})
+	fit := fit.Server(p, "app-2", st, placement.KindDeployment, req, placement.Resources{})
 	if fit.Fits || fit.Freshness != placement.Stale || !slices.Equal(fit.Reasons, []placement.Reason{placement.ReasonMetricsStale}) {
 		t.Errorf("%s: stale app-2 (age %v, missing %d signals): fits %v, freshness %s, reasons %v; want exactly [metrics_stale]",
 			mode, st.Age, len(st.Missing), fit.Fits, fit.Freshness, fit.Reasons)
 	}
-	d := p.Choose(snap, &placement.Request{Kind: placement.KindDeployment, Requirements: req}, nil, 1)
+	d := schedule.Choose(p, snap, &placement.Request{Kind: placement.KindDeployment, Requirements: req}, nil, 1)
 	if got := rejections(d)["app-2"]; !slices.Equal(got, []placement.Reason{placement.ReasonMetricsStale}) {
 		t.Errorf("%s: Choose rejected app-2 for %v, want [metrics_stale]", mode, got)
 	}

@@ -1,6 +1,9 @@
 package promsource
 
 import (
+	"github.com/berth-dev/berth/placement/fit"
+	"github.com/berth-dev/berth/placement/policy"
+
 	"context"
 	"errors"
 	"fmt"
@@ -404,8 +407,8 @@ func TestIntegrationEmbeddedAndRemote(t *testing.T) {
 			}
 			// Seconds after it went silent its age is still within the
 			// default freshness window, yet it already reads stale.
-			if def := placement.DefaultPolicy(); !st.Silent || (st.Age < def.Freshness.Fresh && def.FreshnessOf(st) != placement.Stale) {
-				t.Errorf("%s: silent server (age %v): Silent %v, freshness %s; want silent and stale", s.Mode(), st.Age, st.Silent, def.FreshnessOf(st))
+			if def := policy.Default(); !st.Silent || (st.Age < def.Freshness.Fresh && fit.FreshnessOf(def, st) != placement.Stale) {
+				t.Errorf("%s: silent server (age %v): Silent %v, freshness %s; want silent and stale", s.Mode(), st.Age, st.Silent, fit.FreshnessOf(def, st))
 			}
 			if app1 := snap.Servers["app-1"]; app1 == nil || app1.Silent || app1.ContainerUsage != placement.Current {
 				t.Errorf("%s: answering server marked silent or not current: %+v", s.Mode(), app1)

@@ -1,3 +1,6 @@
+// Package promapi serves the read part of Prometheus's HTTP API over an
+// engine and a store, so Grafana, promtool or client_golang can use
+// berth-placement's embedded Prometheus as a datasource.
 package promapi
 
 import (
