@@ -27,11 +27,11 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 		}
 		committed, err := os.ReadFile(name)
 		if err != nil {
-			t.Errorf("%s: %v (run go test ./dashboards -update)", name, err)
+			t.Errorf("%s: %v (run go generate ./dashboards/)", name, err)
 			continue
 		}
 		if !bytes.Equal(committed, content) {
-			t.Errorf("%s differs from its definition (run go test ./dashboards -update and review the diff)", name)
+			t.Errorf("%s differs from its definition (run go generate ./dashboards/ and review the diff)", name)
 		}
 	}
 	// No stale dashboard left behind by a rename.
