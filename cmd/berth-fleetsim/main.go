@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/common/version"
 
 	"github.com/berth-dev/berth/internal/clidoc"
-	"github.com/berth-dev/berth/placement/fleetsim"
+	"github.com/berth-dev/berth/internal/fleetsim"
 )
 
 func main() {

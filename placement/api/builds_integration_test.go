@@ -21,11 +21,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/berth-dev/berth/internal/fleetsim"
 	"github.com/berth-dev/berth/internal/podmantest"
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/placement"
 	"github.com/berth-dev/berth/placement/embedded"
-	"github.com/berth-dev/berth/placement/fleetsim"
 	"github.com/berth-dev/berth/placement/promsource"
 	berthrules "github.com/berth-dev/berth/rules"
 )

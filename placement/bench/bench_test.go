@@ -28,9 +28,9 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/berth-dev/berth/internal/fleetsim"
 	"github.com/berth-dev/berth/placement"
 	"github.com/berth-dev/berth/placement/embedded"
-	"github.com/berth-dev/berth/placement/fleetsim"
 	"github.com/berth-dev/berth/placement/promsource"
 	berthrules "github.com/berth-dev/berth/rules"
 )

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/internal/fleetsim"
 	"github.com/berth-dev/berth/placement"
-	"github.com/berth-dev/berth/placement/fleetsim"
 )
 
 // syntheticSnapshot is the snapshot the recording rules would give for a

@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 
+	"github.com/berth-dev/berth/internal/fleetsim"
 	"github.com/berth-dev/berth/placement/embedded"
-	"github.com/berth-dev/berth/placement/fleetsim"
 )
 
 // BenchmarkSnapshotEmbedded measures one uncached fleet snapshot over the

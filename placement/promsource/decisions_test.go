@@ -17,9 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/berth-dev/berth/internal/fleetsim"
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/placement"
-	"github.com/berth-dev/berth/placement/fleetsim"
 )
 
 // staticPolicy is a schedule.PolicySource that never changes.

@@ -24,10 +24,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
+	"github.com/berth-dev/berth/internal/fleetsim"
 	"github.com/berth-dev/berth/internal/testenv"
 	"github.com/berth-dev/berth/placement"
 	"github.com/berth-dev/berth/placement/embedded"
-	"github.com/berth-dev/berth/placement/fleetsim"
 	berthrules "github.com/berth-dev/berth/rules"
 )
 
