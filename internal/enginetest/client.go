@@ -108,7 +108,10 @@ func (c *Client) RunContainer(t testing.TB, s Spec) string {
 	if s.CPUs > 0 {
 		host["NanoCpus"] = int64(s.CPUs * 1e9)
 	}
-	body, err := json.Marshal(map[string]any{"Image": image, "Cmd": s.Cmd, "Labels": s.Labels, "HostConfig": host})
+	// A short stop timeout: sleep and yes as a container's first process
+	// ignore SIGTERM, and an engine stopping (dockerd stops its containers
+	// as it exits) would wait out the default 10 s for each.
+	body, err := json.Marshal(map[string]any{"Image": image, "Cmd": s.Cmd, "Labels": s.Labels, "StopTimeout": 1, "HostConfig": host})
 	if err != nil {
 		t.Fatalf("enginetest: encoding container %s: %v", s.Name, err)
 	}
