@@ -16,7 +16,7 @@ type Container struct {
 	Name         string
 	Image        string
 	Labels       map[string]string
-	State        string // created, running, paused, restarting, removing, exited, dead
+	State        string // inspect's State.Status: created, running, paused, restarting, removing, exited, dead
 	Pid          int
 	RestartCount int
 	ExitCode     int
@@ -316,7 +316,7 @@ func (c *metadataCache) sync(ctx context.Context) error {
 			return fmt.Errorf("inspecting container %s: %w", shortID(s.ID), err)
 		}
 		c.generation++
-		ct := fromInspect(details, s.State)
+		ct := fromInspect(details)
 		ct.Generation = c.generation
 		next[s.ID] = ct
 		nextState[s.ID] = s.State
@@ -335,17 +335,17 @@ func (c *metadataCache) sync(ctx context.Context) error {
 	return nil
 }
 
-func fromInspect(d containerInspect, listState string) Container {
-	state := listState
-	if state == "" {
-		state = d.State.Status
-	}
+// fromInspect takes the state and the pid from the same answer: the list's
+// state can be older or newer than the inspect that follows it (Docker sets
+// pid 0 while a container is "restarting"; a list saying "running" next to
+// that pid would report a running container without a process).
+func fromInspect(d containerInspect) Container {
 	ct := Container{
 		ID:           d.ID,
 		Name:         strings.TrimPrefix(d.Name, "/"),
 		Image:        d.Config.Image,
 		Labels:       d.Config.Labels,
-		State:        state,
+		State:        d.State.Status,
 		Pid:          d.State.Pid,
 		RestartCount: d.RestartCount,
 		ExitCode:     d.State.ExitCode,
