@@ -197,10 +197,13 @@ type containerInspect struct {
 	Name         string `json:"Name"`
 	RestartCount int    `json:"RestartCount"`
 	State        struct {
-		Status     string `json:"Status"`
-		Running    bool   `json:"Running"`
-		Pid        int    `json:"Pid"`
-		ExitCode   int    `json:"ExitCode"`
+		Status   string `json:"Status"`
+		Running  bool   `json:"Running"`
+		Pid      int    `json:"Pid"`
+		ExitCode int    `json:"ExitCode"`
+		// OOMKilled is Docker's word that the last run that ended had an
+		// OOM kill (any of its processes); Podman 4 always says false.
+		OOMKilled  bool   `json:"OOMKilled"`
 		StartedAt  string `json:"StartedAt"`
 		FinishedAt string `json:"FinishedAt"`
 	} `json:"State"`
@@ -227,6 +230,16 @@ type event struct {
 	Actor  struct {
 		ID string `json:"ID"`
 	} `json:"Actor"`
+	Time     int64 `json:"time"`
+	TimeNano int64 `json:"timeNano"`
+}
+
+// at is when the engine logged the event.
+func (e event) at() time.Time {
+	if e.TimeNano != 0 {
+		return time.Unix(0, e.TimeNano)
+	}
+	return time.Unix(e.Time, 0)
 }
 
 // events streams container events to fn until ctx ends or the stream
