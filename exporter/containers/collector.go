@@ -421,11 +421,11 @@ func (c *Collector) labelsFor(st *containerState, rd *reading) *containerLabels 
 }
 
 // emit sends one container's series. Stopped containers (and running ones
-// whose cgroup vanished) get only the metadata series.
+// whose cgroup vanished) get only the metadata series and the OOM count.
 func (c *Collector) emit(ch chan<- prometheus.Metric, r reading) {
 	l := r.labels
 	// One allocation for all of the container's series.
-	samples := make([]sample, 0, 17+8*len(r.ifaces))
+	samples := make([]sample, 0, 18+8*len(r.ifaces))
 	send := func(d *prometheus.Desc, kind prometheus.ValueType, v float64, labels []*dto.LabelPair) {
 		samples = append(samples, sample{desc: d, labels: labels, kind: kind, value: v})
 		ch <- &samples[len(samples)-1]
