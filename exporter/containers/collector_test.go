@@ -35,9 +35,13 @@ func encodeText(t testing.TB, families []*dto.MetricFamily) string {
 // a canned engine and compares /metrics with golden files (regenerate with
 // go test -run TestCollectorFixtures -update, then review the diff).
 func TestCollectorFixtures(t *testing.T) {
-	for _, tree := range []string{"cgroupv1", "cgroupv2"} {
+	for tree, containers := range map[string][]fakeContainer{
+		"cgroupv1":      fixtureContainers(),
+		"cgroupv2":      fixtureContainers(),
+		"cgroupv2-host": hostContainers(),
+	} {
 		t.Run(tree, func(t *testing.T) {
-			engine := &fakeEngine{containers: fixtureContainers()}
+			engine := &fakeEngine{containers: containers}
 			c, err := New(Config{
 				DockerHost:     serveUnix(t, engine),
 				LabelMap:       DefaultLabelMap,

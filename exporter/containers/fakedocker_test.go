@@ -165,6 +165,16 @@ func fixtureCollector(t testing.TB, engine http.Handler, tree string) *Collector
 	return c
 }
 
+// hostContainers are the fake engine's containers for testdata/cgroupv2-host:
+// the real host's container (pid 312) as a Coolify service.
+func hostContainers() []fakeContainer {
+	return []fakeContainer{{
+		ID: hostID, Name: "plausible-abc123", Image: "ghcr.io/plausible/community-edition:v2", State: "running", Pid: 312,
+		StartedAt: "2022-05-18T18:40:00Z",
+		Labels:    map[string]string{"coolify.managed": "true", "coolify.type": "service", "coolify.serviceId": "3"},
+	}}
+}
+
 // gather runs one Update and returns the metrics as a registry would.
 func gather(t testing.TB, c *Collector) (string, error) {
 	t.Helper()
