@@ -251,14 +251,22 @@ func (c *dockerClient) events(ctx context.Context, fn func(event)) error {
 		return err
 	}
 	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
+	err = readEvents(resp.Body, fn)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("reading docker events: %w", err)
+}
+
+// readEvents decodes a stream of events (one JSON object after another)
+// and hands the container events to fn, until the stream ends or does not
+// decode.
+func readEvents(r io.Reader, fn func(event)) error {
+	dec := json.NewDecoder(r)
 	for {
 		var ev event
 		if err := dec.Decode(&ev); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("reading docker events: %w", err)
+			return err
 		}
 		if ev.Type == "container" {
 			fn(ev)

@@ -140,3 +140,21 @@ func TestKernelLogUnavailable(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestKmsgFixtures: whole OOM reports recorded from the test machine's
+// kernel (testdata/kmsg, 80-odd records each: stack, memory state, task
+// list) name exactly one killed container.
+func TestKmsgFixtures(t *testing.T) {
+	for file, want := range map[string]string{
+		"docker-oom-report.txt": "e1d272dbcbd2eb882b059b55e928ecf811dcea0bfbe53fc96537be448527541f",
+		"podman-oom-report.txt": "bf3450029041136aaa599468b2784c72e1925eb0221a229ddb409149048dd19d",
+	} {
+		data, err := os.ReadFile(filepath.Join("testdata", "kmsg", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := oomKillsInKmsg(data); !reflect.DeepEqual(got, []string{want}) {
+			t.Errorf("%s: kills of %q, want only %s", file, got, want)
+		}
+	}
+}
