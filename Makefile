@@ -52,11 +52,12 @@ $(PROMTOOL): go.mod go.sum
 	$(GO) build -tags remove_all_sd -trimpath -o $@ github.com/prometheus/prometheus/cmd/promtool
 
 # Benchmarks against references run side by side (node_exporter 1.5, the
-# Docker stats API, a naive per-server placement strategy), reported as
-# ratios. Needs root (Podman) and the test packages; about 10 minutes.
+# Docker stats API of dockerd and of Podman, a naive per-server placement
+# strategy), reported as ratios. Needs root (dockerd, Podman) and the test
+# packages; about 13 minutes.
 bench: test-deps
 	$(GO) test -run '^$$' -bench . -benchtime 500x -timeout 20m ./exporter/system/
-	$(GO) test -run '^$$' -bench Containers100 -benchtime 5x -timeout 20m ./exporter/containers/
+	$(GO) test -run '^$$' -bench Containers100 -benchtime 5x -timeout 30m ./exporter/containers/
 	$(GO) test -run '^$$' -bench . -benchtime 20x -timeout 20m ./placement/bench/
 	$(GO) test -run '^$$' -bench SnapshotEmbedded -benchtime 5x -timeout 20m ./placement/promsource/
 

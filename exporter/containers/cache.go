@@ -16,13 +16,16 @@ type Container struct {
 	Name         string
 	Image        string
 	Labels       map[string]string
-	State        string // created, running, paused, restarting, removing, exited, dead
+	State        string // inspect's State.Status: created, running, paused, restarting, removing, exited, dead
 	Pid          int
 	RestartCount int
 	ExitCode     int
 	StartedAt    time.Time
 	// FinishedAt is when the container last stopped; zero if it never did.
-	FinishedAt  time.Time
+	FinishedAt time.Time
+	// OOMKilled: the last run that ended had an OOM kill (Docker; see
+	// containerInspect).
+	OOMKilled   bool
 	HostNetwork bool
 	// Generation changes whenever the container is re-inspected (an event
 	// or a state change), telling the collector to re-read its limits.
@@ -44,6 +47,7 @@ var errNotSynced = errors.New("docker metadata not loaded yet")
 // read it without touching the API.
 type metadataCache struct {
 	client         *dockerClient
+	ooms           *oomLedger
 	logger         *slog.Logger
 	relistInterval time.Duration
 	requestTimeout time.Duration
@@ -56,21 +60,34 @@ type metadataCache struct {
 	containers map[string]Container
 	listState  map[string]string // state seen in the last list, to detect changes
 	dirty      map[string]bool   // ids named by events since the last sync
-	err        error             // why the cache is not current; nil when it is
-	lastSync   time.Time
-	// syncStart is when the newest successful sync started, errAt when the
-	// newest attempt failed; synced is closed (and replaced) after every
-	// attempt, to wake refresh waiters.
+	// oomRuns are, per container, the times of the engine's first "oom"
+	// event in each run since the last sync; oomOpen marks containers whose
+	// current run already has one (cleared by "start").
+	oomRuns  map[string][]time.Time
+	oomOpen  map[string]bool
+	err      error // why the cache is not current; nil when it is
+	lastSync time.Time
+	// syncStart is when the newest successful sync started. listed are
+	// the containers of the newest successful list, which started at
+	// listStart: a sync lists first, then inspects, and an inspect can take
+	// long (dockerd answers it only once a container's start is done; the
+	// list never waits), so a scrape may learn which containers still
+	// exist before the sync is complete. errAt is when the newest attempt
+	// failed; synced is closed (and replaced) after every list, sync and
+	// failed attempt, to wake refresh waiters.
 	syncStart time.Time
+	listed    map[string]bool
+	listStart time.Time
 	errAt     time.Time
 	synced    chan struct{}
 	// generation numbers inspections; only the run goroutine uses it.
 	generation uint64
 }
 
-func newMetadataCache(client *dockerClient, relist, requestTimeout time.Duration, logger *slog.Logger) *metadataCache {
+func newMetadataCache(client *dockerClient, ooms *oomLedger, relist, requestTimeout time.Duration, logger *slog.Logger) *metadataCache {
 	return &metadataCache{
 		client:         client,
+		ooms:           ooms,
 		logger:         logger,
 		relistInterval: relist,
 		requestTimeout: requestTimeout,
@@ -79,6 +96,8 @@ func newMetadataCache(client *dockerClient, relist, requestTimeout time.Duration
 		containers:     map[string]Container{},
 		listState:      map[string]string{},
 		dirty:          map[string]bool{},
+		oomRuns:        map[string][]time.Time{},
+		oomOpen:        map[string]bool{},
 		err:            errNotSynced,
 		synced:         make(chan struct{}),
 	}
@@ -107,15 +126,22 @@ func (c *metadataCache) snapshot(ctx context.Context, wait time.Duration) ([]Con
 		c.requestSync()
 		return nil, fmt.Errorf("docker metadata is %s old (last successful list at %s)", age.Round(time.Second), c.lastSync.Format(time.RFC3339))
 	}
+	// Containers the newest list no longer has are gone, even while the
+	// sync that listed them still inspects others.
 	out := make([]Container, 0, len(c.containers))
-	for _, ct := range c.containers {
-		out = append(out, ct)
+	for id, ct := range c.containers {
+		if c.listed[id] {
+			out = append(out, ct)
+		}
 	}
 	return out, nil
 }
 
-// refresh asks for a sync and waits at most wait for one that started after
-// the request to complete. It reports whether one did.
+// refresh asks for a sync and waits at most wait for one that started
+// after the request to complete, or failing that, for its list (an
+// inspection that follows may wait for a container's start). It reports
+// whether the list completed: snapshot then has no container removed
+// before the request, and when the sync completed too, what changed.
 func (c *metadataCache) refresh(ctx context.Context, wait time.Duration) bool {
 	requested := time.Now()
 	c.requestSync()
@@ -132,11 +158,18 @@ func (c *metadataCache) refresh(ctx context.Context, wait time.Duration) bool {
 		select {
 		case <-ch:
 		case <-timer.C:
-			return false
+			return c.listedSince(requested)
 		case <-ctx.Done():
-			return false
+			return c.listedSince(requested)
 		}
 	}
+}
+
+// listedSince reports whether a list that started after t completed.
+func (c *metadataCache) listedSince(t time.Time) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.err == nil && c.listStart.After(t)
 }
 
 // pending reports whether the cache has heard of changes it has not
@@ -256,14 +289,40 @@ func (c *metadataCache) session(ctx context.Context) error {
 // onEvent marks the container an event names for re-inspection and asks for
 // a sync. Exec and health-check events are frequent and change nothing the
 // exporter reports.
+//
+// "oom" events change nothing inspect shows until the run ends (which has
+// events of its own), and dockerd sends one for every OOM notification of
+// the cgroup, hundreds for one kill: they only note, once per run, that
+// the run had an OOM, for a sync to hand to the OOM ledger. Runs are told
+// apart by "start" events, which the stream delivers in order.
 func (c *metadataCache) onEvent(ev event) {
 	if strings.HasPrefix(ev.Action, "exec_") || strings.HasPrefix(ev.Action, "health_status") ||
 		ev.Action == "attach" || ev.Action == "top" || ev.Action == "resize" || ev.Action == "exec" {
 		return
 	}
-	if ev.Actor.ID != "" {
+	id := ev.Actor.ID
+	if ev.Action == "oom" {
+		if id == "" {
+			return
+		}
 		c.mu.Lock()
-		c.dirty[ev.Actor.ID] = true
+		first := !c.oomOpen[id]
+		if first {
+			c.oomOpen[id] = true
+			c.oomRuns[id] = append(c.oomRuns[id], ev.at())
+		}
+		c.mu.Unlock()
+		if first {
+			c.requestSync() // the report can come after the run's "die"
+		}
+		return
+	}
+	if id != "" {
+		c.mu.Lock()
+		c.dirty[id] = true
+		if ev.Action == "start" {
+			delete(c.oomOpen, id)
+		}
 		c.mu.Unlock()
 	}
 	c.requestSync()
@@ -279,11 +338,21 @@ func (c *metadataCache) sync(ctx context.Context) error {
 		return fmt.Errorf("listing containers: %w", err)
 	}
 
+	// OOM reports are taken with the ids to re-inspect: one that arrives
+	// after this point waits for the next sync, whose inspections are
+	// newer than it (see oomLedger.update).
+	listed := make(map[string]bool, len(summaries))
+	for _, s := range summaries {
+		listed[s.ID] = true
+	}
 	c.mu.Lock()
-	dirty := c.dirty
-	c.dirty = map[string]bool{}
+	dirty, oomRuns := c.dirty, c.oomRuns
+	c.dirty, c.oomRuns = map[string]bool{}, map[string][]time.Time{}
 	old := c.containers
 	oldState := c.listState
+	c.listed, c.listStart = listed, started
+	close(c.synced) // wake refresh waiters: the list is newer
+	c.synced = make(chan struct{})
 	c.mu.Unlock()
 
 	inspected := 0
@@ -292,6 +361,7 @@ func (c *metadataCache) sync(ctx context.Context) error {
 	}()
 	next := make(map[string]Container, len(summaries))
 	nextState := make(map[string]string, len(summaries))
+	inspectedIDs := make(map[string]bool)
 	for _, s := range summaries {
 		prev, known := old[s.ID]
 		if known && oldState[s.ID] == s.State && !dirty[s.ID] {
@@ -312,19 +382,38 @@ func (c *metadataCache) sync(ctx context.Context) error {
 			for id := range dirty {
 				c.dirty[id] = true
 			}
+			for id, runs := range oomRuns {
+				c.oomRuns[id] = append(runs, c.oomRuns[id]...)
+			}
 			c.mu.Unlock()
 			return fmt.Errorf("inspecting container %s: %w", shortID(s.ID), err)
 		}
 		c.generation++
-		ct := fromInspect(details, s.State)
+		ct := fromInspect(details)
 		ct.Generation = c.generation
 		next[s.ID] = ct
 		nextState[s.ID] = s.State
+		inspectedIDs[s.ID] = true
 	}
+
+	now := time.Now()
+	for id, ct := range next {
+		if inspectedIDs[id] {
+			c.ooms.update(ct, oomRuns[id], now)
+		} else if runs := oomRuns[id]; len(runs) > 0 {
+			c.ooms.signal(id, runs, now)
+		}
+	}
+	c.ooms.retain(next, started)
 
 	c.mu.Lock()
 	c.containers = next
 	c.listState = nextState
+	for id := range c.oomOpen {
+		if _, ok := next[id]; !ok && len(c.oomRuns[id]) == 0 {
+			delete(c.oomOpen, id)
+		}
+	}
 	c.err = nil
 	c.lastSync = time.Now()
 	c.syncStart = started
@@ -335,20 +424,21 @@ func (c *metadataCache) sync(ctx context.Context) error {
 	return nil
 }
 
-func fromInspect(d containerInspect, listState string) Container {
-	state := listState
-	if state == "" {
-		state = d.State.Status
-	}
+// fromInspect takes the state and the pid from the same answer: the list's
+// state can be older or newer than the inspect that follows it (Docker sets
+// pid 0 while a container is "restarting"; a list saying "running" next to
+// that pid would report a running container without a process).
+func fromInspect(d containerInspect) Container {
 	ct := Container{
 		ID:           d.ID,
 		Name:         strings.TrimPrefix(d.Name, "/"),
 		Image:        d.Config.Image,
 		Labels:       d.Config.Labels,
-		State:        state,
+		State:        d.State.Status,
 		Pid:          d.State.Pid,
 		RestartCount: d.RestartCount,
 		ExitCode:     d.State.ExitCode,
+		OOMKilled:    d.State.OOMKilled,
 		HostNetwork:  d.HostConfig.NetworkMode == "host",
 	}
 	if t, err := time.Parse(time.RFC3339Nano, d.State.StartedAt); err == nil && t.Year() > 1 {

@@ -311,17 +311,8 @@ func readSpecV2(r *fileReader, dir string) (cgroupSpec, error) {
 	path := filepath.Join(dir, "cpu.max")
 	switch data, err := r.read(path); {
 	case err == nil:
-		fields := strings.Fields(string(data))
-		if len(fields) != 2 {
-			return spec, fmt.Errorf("parsing %s: want \"quota period\", got %q", path, strings.TrimSpace(string(data)))
-		}
-		if spec.CPUPeriod, err = strconv.ParseUint(fields[1], 10, 64); err != nil {
-			return spec, fmt.Errorf("parsing period in %s: %w", path, err)
-		}
-		if fields[0] != "max" {
-			if spec.CPUQuota, err = strconv.ParseUint(fields[0], 10, 64); err != nil {
-				return spec, fmt.Errorf("parsing quota in %s: %w", path, err)
-			}
+		if spec.CPUQuota, spec.CPUPeriod, err = parseCPUMax(data, path); err != nil {
+			return spec, err
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return spec, err
@@ -338,15 +329,45 @@ func readSpecV2(r *fileReader, dir string) (cgroupSpec, error) {
 	path = filepath.Join(dir, "memory.max")
 	switch data, err := r.read(path); {
 	case err == nil:
-		if v := strings.TrimSpace(string(data)); v != "max" {
-			if spec.MemoryLimit, err = strconv.ParseUint(v, 10, 64); err != nil {
-				return spec, fmt.Errorf("parsing %s: %w", path, err)
-			}
+		if spec.MemoryLimit, err = parseMemoryMax(data, path); err != nil {
+			return spec, err
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return spec, err
 	}
 	return spec, nil
+}
+
+// parseCPUMax parses cgroup v2 cpu.max, "quota period" in microseconds;
+// quota is "max" (returned as 0) without a limit.
+func parseCPUMax(data []byte, path string) (quota, period uint64, err error) {
+	fields := strings.Fields(string(data))
+	if len(fields) != 2 {
+		return 0, 0, fmt.Errorf("parsing %s: want \"quota period\", got %q", path, strings.TrimSpace(string(data)))
+	}
+	if period, err = strconv.ParseUint(fields[1], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("parsing period in %s: %w", path, err)
+	}
+	if fields[0] != "max" {
+		if quota, err = strconv.ParseUint(fields[0], 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("parsing quota in %s: %w", path, err)
+		}
+	}
+	return quota, period, nil
+}
+
+// parseMemoryMax parses cgroup v2 memory.max, bytes or "max" (returned as
+// 0) without a limit.
+func parseMemoryMax(data []byte, path string) (uint64, error) {
+	v := strings.TrimSpace(string(data))
+	if v == "max" {
+		return 0, nil
+	}
+	limit, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("parsing %s: %w", path, err)
+	}
+	return limit, nil
 }
 
 // workingSet is what the kernel cannot reclaim easily: usage minus inactive

@@ -14,6 +14,9 @@ import (
 const (
 	fixtureID1 = "4f1c7e0b2a9d3c6e8f5a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a"
 	fixtureID2 = "9a8b7c6d5e4f30211223344556677889900aabbccddeeff00112233445566778"
+	// hostID is the Docker container of testdata/cgroupv2-host, files taken
+	// from a real host (testdata/README.md).
+	hostID = "1c8fa019edd4b9d4b2856f4932c55929c5c118c808ed5faee9a135ca6e84b039"
 )
 
 // limited is the expected reading of the fixtures' first container: 1.5
@@ -29,6 +32,20 @@ var limited = cgroupStats{
 	MemoryRSS:           268435456,
 	MemoryCache:         125829120,
 	OOMKills:            2,
+}
+
+// hostStats are the figures of testdata/cgroupv2-host as its files have
+// them (their source edited some, so they need not add up).
+var hostStats = cgroupStats{
+	CPUUsageSeconds:     26772.130245,
+	CFSPeriods:          1,
+	CFSThrottledPeriods: 4,
+	CFSThrottledSeconds: 0.00001,
+	MemoryUsage:         9125888,
+	MemoryWorkingSet:    9125888 - 270336,
+	MemoryRSS:           411045888,
+	MemoryCache:         0,
+	OOMKills:            1,
 }
 
 var unlimited = cgroupStats{
@@ -55,6 +72,7 @@ func TestCgroupFixtures(t *testing.T) {
 	}{
 		{"v2 limited (systemd driver)", "testdata/cgroupv2", 4242, "/system.slice/docker-" + fixtureID1 + ".scope", true, limited, limitedSpec(2597)},
 		{"v2 unlimited", "testdata/cgroupv2", 4343, "/system.slice/docker-" + fixtureID2 + ".scope", true, unlimited, unlimitedSpec(998)},
+		{"v2 real host (systemd driver, every file of the scope)", "testdata/cgroupv2-host", 312, "/system.slice/docker-" + hostID + ".scope", true, hostStats, unlimitedSpec(2597)},
 		{"v1 limited (cpu,cpuacct co-mounted)", "testdata/cgroupv1", 4242, "/docker/" + fixtureID1, false, limited, limitedSpec(1024)},
 		{"v1 unlimited (controllers mounted apart)", "testdata/cgroupv1", 4343, "/docker/" + fixtureID2, false, unlimited, unlimitedSpec(1024)},
 	}

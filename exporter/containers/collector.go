@@ -43,11 +43,16 @@ type Config struct {
 	// RequestTimeout bounds each Docker API call of the background cache.
 	// Default 5s.
 	RequestTimeout time.Duration
+	// KernelLog is the kernel log device followed for OOM kills
+	// (/dev/kmsg); empty: not followed (see oomLedger).
+	KernelLog string
 }
 
 // Collector reports per-container metrics.
 type Collector struct {
 	cache    *metadataCache
+	ooms     *oomLedger
+	kmsg     *kernelLog // nil when not followed
 	stop     context.CancelFunc
 	done     chan struct{}
 	procfs   string
@@ -145,8 +150,10 @@ func New(cfg Config, logger *slog.Logger) (*Collector, error) {
 
 	names := append(append(append([]string(nil), baseLabels...), labels.names()...), "role")
 	ctx, cancel := context.WithCancel(context.Background())
+	ooms := newOOMLedger(time.Now())
 	c := &Collector{
-		cache:    newMetadataCache(client, cfg.RelistInterval, cfg.RequestTimeout, logger),
+		cache:    newMetadataCache(client, ooms, cfg.RelistInterval, cfg.RequestTimeout, logger),
+		ooms:     ooms,
 		stop:     cancel,
 		done:     make(chan struct{}),
 		procfs:   cfg.ProcFS,
@@ -159,15 +166,30 @@ func New(cfg Config, logger *slog.Logger) (*Collector, error) {
 		logger:   logger,
 		states:   map[string]*containerState{},
 	}
+	var running sync.WaitGroup
+	running.Add(1)
 	go func() {
-		defer close(c.done)
+		defer running.Done()
 		c.cache.run(ctx)
+	}()
+	if cfg.KernelLog != "" {
+		c.kmsg = &kernelLog{path: cfg.KernelLog, logger: logger,
+			kill: func(id string) { ooms.kernelLogKill(id, time.Now()) }}
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			c.kmsg.run(ctx)
+		}()
+	}
+	go func() {
+		running.Wait()
+		close(c.done)
 	}()
 	return c, nil
 }
 
-// Close stops the background metadata cache, waits for it and closes the
-// cgroup files held open.
+// Close stops the background metadata cache and kernel log reader, waits
+// for them and closes the cgroup files held open.
 func (c *Collector) Close() {
 	c.stop()
 	<-c.done
@@ -194,6 +216,8 @@ type reading struct {
 	// ifaces are the container's network interfaces; nil on host network.
 	ifaces []interfaceStats
 	live   bool
+	// oomKills is the container's count across its runs (oomLedger).
+	oomKills uint64
 }
 
 // Update implements exporter.Collector. It fails (and reports nothing) when
@@ -241,9 +265,17 @@ func (c *Collector) Update(ctx context.Context, ch chan<- prometheus.Metric) err
 		if r.labels.role == RoleBuild && r.State == "running" {
 			builds++
 		}
+		r.oomKills = c.ooms.total(r.ID)
 		c.emit(ch, r)
 	}
 	ch <- prometheus.MustNewConstMetric(c.descs.buildsActive, prometheus.GaugeValue, float64(builds))
+	if c.kmsg != nil {
+		up := 0.0
+		if c.kmsg.up.Load() {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.descs.kernelLogUp, prometheus.GaugeValue, up)
+	}
 	return nil
 }
 
@@ -389,11 +421,11 @@ func (c *Collector) labelsFor(st *containerState, rd *reading) *containerLabels 
 }
 
 // emit sends one container's series. Stopped containers (and running ones
-// whose cgroup vanished) get only the metadata series.
+// whose cgroup vanished) get only the metadata series and the OOM count.
 func (c *Collector) emit(ch chan<- prometheus.Metric, r reading) {
 	l := r.labels
 	// One allocation for all of the container's series.
-	samples := make([]sample, 0, 17+8*len(r.ifaces))
+	samples := make([]sample, 0, 18+8*len(r.ifaces))
 	send := func(d *prometheus.Desc, kind prometheus.ValueType, v float64, labels []*dto.LabelPair) {
 		samples = append(samples, sample{desc: d, labels: labels, kind: kind, value: v})
 		ch <- &samples[len(samples)-1]
@@ -404,6 +436,10 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, r reading) {
 	send(c.descs.info, prometheus.GaugeValue, 1, l.info)
 	gauge(c.descs.restarts, float64(r.RestartCount))
 	gauge(c.descs.exitCode, float64(r.ExitCode))
+	// For every container, running or not, and without the cgroup path:
+	// the count outlives each run's cgroup, and a series whose labels
+	// changed with each run would show increase() no rise at all.
+	send(c.descs.oomEvents, prometheus.CounterValue, float64(r.oomKills), l.oom)
 	if !r.live {
 		return
 	}
@@ -427,7 +463,6 @@ func (c *Collector) emit(ch chan<- prometheus.Metric, r reading) {
 	if spec.CPUShares > 0 {
 		gauge(c.descs.specCPUShares, float64(spec.CPUShares))
 	}
-	counter(c.descs.oomEvents, float64(st.OOMKills))
 	if !r.StartedAt.IsZero() {
 		gauge(c.descs.startTime, float64(r.StartedAt.UnixNano())/1e9)
 	}
@@ -459,6 +494,9 @@ func (c *Collector) readContainer(r *fileReader, st *containerState, rd *reading
 		st.specAt = time.Time{}
 	}
 	stats, err := readCgroup(r, st.files)
+	if err == nil {
+		c.ooms.kernel(rd.ID, rd.StartedAt, stats.OOMKills)
+	}
 	if err == nil && (st.specAt.IsZero() || st.specGen != rd.Generation || time.Since(st.specAt) > specMaxAge) {
 		st.spec, err = readCgroupSpec(r, st.loc)
 		st.specGen, st.specAt = rd.Generation, time.Now()

@@ -35,9 +35,13 @@ func encodeText(t testing.TB, families []*dto.MetricFamily) string {
 // a canned engine and compares /metrics with golden files (regenerate with
 // go test -run TestCollectorFixtures -update, then review the diff).
 func TestCollectorFixtures(t *testing.T) {
-	for _, tree := range []string{"cgroupv1", "cgroupv2"} {
+	for tree, containers := range map[string][]fakeContainer{
+		"cgroupv1":      fixtureContainers(),
+		"cgroupv2":      fixtureContainers(),
+		"cgroupv2-host": hostContainers(),
+	} {
 		t.Run(tree, func(t *testing.T) {
-			engine := &fakeEngine{containers: fixtureContainers()}
+			engine := &fakeEngine{containers: containers}
 			c, err := New(Config{
 				DockerHost:     serveUnix(t, engine),
 				LabelMap:       DefaultLabelMap,
@@ -86,16 +90,7 @@ func TestCollectorVanishedContainer(t *testing.T) {
 		ID: strings.Repeat("ab", 32), Name: "just-stopped", Image: "busybox", State: "exited", ExitCode: 137,
 		FinishedAt: time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano),
 	})
-	engine := &fakeEngine{containers: containers}
-	c, err := New(Config{
-		DockerHost: serveUnix(t, engine), LabelMap: DefaultLabelMap,
-		ProcFS: "testdata/cgroupv2/proc", CgroupFS: "testdata/cgroupv2/sys/fs/cgroup",
-		APIWait: 5 * time.Second,
-	}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := fixtureCollector(t, &fakeEngine{containers: containers}, "cgroupv2")
 	text, err := gather(t, c)
 	if err != nil {
 		t.Fatalf("Update failed because of one vanished container: %v", err)
@@ -104,8 +99,11 @@ func TestCollectorVanishedContainer(t *testing.T) {
 	if n := len(got.find("container_memory_usage_bytes", map[string]string{"name": "web-x8k2m1"})); n != 1 {
 		t.Errorf("the healthy container has %d memory series, want 1:\n%s", n, text)
 	}
+	// Its OOM count stays: like the metadata series it is the
+	// container's, not its cgroup's.
 	for name := range got {
-		if strings.HasPrefix(name, "container_") && len(got.find(name, map[string]string{"name": "k9f2h7d3s1a8q4w6e5r0t2y7"})) > 0 {
+		if strings.HasPrefix(name, "container_") && name != "container_oom_events_total" &&
+			len(got.find(name, map[string]string{"name": "k9f2h7d3s1a8q4w6e5r0t2y7"})) > 0 {
 			t.Errorf("the vanished container still has %s", name)
 		}
 	}
@@ -171,15 +169,7 @@ func TestCollectorVanishedUnconfirmed(t *testing.T) {
 // share the open cgroup files and label pairs safely (run with -race) and
 // get the same answer.
 func TestCollectorConcurrentScrapes(t *testing.T) {
-	c, err := New(Config{
-		DockerHost: serveUnix(t, &fakeEngine{containers: fixtureContainers()}), LabelMap: DefaultLabelMap,
-		ProcFS: "testdata/cgroupv1/proc", CgroupFS: "testdata/cgroupv1/sys/fs/cgroup",
-		APIWait: 5 * time.Second,
-	}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := fixtureCollector(t, &fakeEngine{containers: fixtureContainers()}, "cgroupv1")
 	want, err := gather(t, c)
 	if err != nil {
 		t.Fatal(err)
@@ -197,6 +187,38 @@ func TestCollectorConcurrentScrapes(t *testing.T) {
 	for i, got := range results {
 		if got != want {
 			t.Errorf("concurrent scrape %d differs:\n%s\nwant:\n%s", i, got, want)
+		}
+	}
+}
+
+// TestCollectorStateAndPidAgree: the state and the pid come from the same
+// inspect, whatever the list said a moment before. A container the list
+// calls running while inspect already says restarting (pid 0, as Docker
+// reports a restart back-off) has no resource series; one the list still
+// calls restarting while inspect says running (with its new pid) has them.
+func TestCollectorStateAndPidAgree(t *testing.T) {
+	containers := fixtureContainers()
+	containers[0].State, containers[0].InspectState, containers[0].Pid = "running", "restarting", 0
+	containers[1].State, containers[1].InspectState = "restarting", "running"
+	c := fixtureCollector(t, &fakeEngine{containers: containers}, "cgroupv1")
+	text, err := gather(t, c)
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	got := parseScrape(t, text)
+	for _, tt := range []struct {
+		name, state string
+		resources   int
+	}{
+		{"web-x8k2m1", "restarting", 0},
+		{"k9f2h7d3s1a8q4w6e5r0t2y7", "running", 1},
+	} {
+		sel := map[string]string{"name": tt.name}
+		if n := len(got.find("berth_container_info", map[string]string{"name": tt.name, "state": tt.state})); n != 1 {
+			t.Errorf("%s: %d info series with state=%q, want 1:\n%s", tt.name, n, tt.state, text)
+		}
+		if n := len(got.find("container_memory_usage_bytes", sel)); n != tt.resources {
+			t.Errorf("%s (%s): %d memory series, want %d", tt.name, tt.state, n, tt.resources)
 		}
 	}
 }

@@ -197,10 +197,13 @@ type containerInspect struct {
 	Name         string `json:"Name"`
 	RestartCount int    `json:"RestartCount"`
 	State        struct {
-		Status     string `json:"Status"`
-		Running    bool   `json:"Running"`
-		Pid        int    `json:"Pid"`
-		ExitCode   int    `json:"ExitCode"`
+		Status   string `json:"Status"`
+		Running  bool   `json:"Running"`
+		Pid      int    `json:"Pid"`
+		ExitCode int    `json:"ExitCode"`
+		// OOMKilled is Docker's word that the last run that ended had an
+		// OOM kill (any of its processes); Podman 4 always says false.
+		OOMKilled  bool   `json:"OOMKilled"`
 		StartedAt  string `json:"StartedAt"`
 		FinishedAt string `json:"FinishedAt"`
 	} `json:"State"`
@@ -227,6 +230,16 @@ type event struct {
 	Actor  struct {
 		ID string `json:"ID"`
 	} `json:"Actor"`
+	Time     int64 `json:"time"`
+	TimeNano int64 `json:"timeNano"`
+}
+
+// at is when the engine logged the event.
+func (e event) at() time.Time {
+	if e.TimeNano != 0 {
+		return time.Unix(0, e.TimeNano)
+	}
+	return time.Unix(e.Time, 0)
 }
 
 // events streams container events to fn until ctx ends or the stream
@@ -238,14 +251,22 @@ func (c *dockerClient) events(ctx context.Context, fn func(event)) error {
 		return err
 	}
 	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
+	err = readEvents(resp.Body, fn)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("reading docker events: %w", err)
+}
+
+// readEvents decodes a stream of events (one JSON object after another)
+// and hands the container events to fn, until the stream ends or does not
+// decode.
+func readEvents(r io.Reader, fn func(event)) error {
+	dec := json.NewDecoder(r)
 	for {
 		var ev event
 		if err := dec.Decode(&ev); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("reading docker events: %w", err)
+			return err
 		}
 		if ev.Type == "container" {
 			fn(ev)

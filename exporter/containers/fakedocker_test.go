@@ -33,9 +33,12 @@ type fakeEngine struct {
 
 type fakeContainer struct {
 	ID, Name, Image, State, StartedAt string
-	FinishedAt                        string
-	Labels                            map[string]string
-	Pid, ExitCode, RestartCount       int
+	// InspectState, when set, is the state inspect reports instead of
+	// State (the list's): the engine changed its mind between the two.
+	InspectState                string
+	FinishedAt                  string
+	Labels                      map[string]string
+	Pid, ExitCode, RestartCount int
 }
 
 func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +82,11 @@ func (f *fakeEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.mu.Unlock()
 			var d containerInspect
 			d.ID, d.Name, d.RestartCount = c.ID, "/"+c.Name, c.RestartCount
-			d.State.Status, d.State.Running, d.State.Pid, d.State.ExitCode, d.State.StartedAt = c.State, c.State == "running", c.Pid, c.ExitCode, c.StartedAt
+			state := c.State
+			if c.InspectState != "" {
+				state = c.InspectState
+			}
+			d.State.Status, d.State.Running, d.State.Pid, d.State.ExitCode, d.State.StartedAt = state, state == "running", c.Pid, c.ExitCode, c.StartedAt
 			d.Config.Image, d.Config.Labels = c.Image, c.Labels
 			d.State.FinishedAt = c.FinishedAt
 			d.HostConfig.NetworkMode = "bridge"
@@ -140,6 +147,32 @@ func fixtureContainers() []fakeContainer {
 			State: "exited", ExitCode: 3, Labels: map[string]string{"coolify.managed": "true"},
 		},
 	}
+}
+
+// fixtureCollector is a collector on a fixture tree (testdata/<tree>)
+// answered by engine, closed when the test ends.
+func fixtureCollector(t testing.TB, engine http.Handler, tree string) *Collector {
+	t.Helper()
+	c, err := New(Config{
+		DockerHost: serveUnix(t, engine), LabelMap: DefaultLabelMap,
+		ProcFS: filepath.Join("testdata", tree, "proc"), CgroupFS: filepath.Join("testdata", tree, "sys/fs/cgroup"),
+		APIWait: 5 * time.Second,
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// hostContainers are the fake engine's containers for testdata/cgroupv2-host:
+// the real host's container (pid 312) as a Coolify service.
+func hostContainers() []fakeContainer {
+	return []fakeContainer{{
+		ID: hostID, Name: "plausible-abc123", Image: "ghcr.io/plausible/community-edition:v2", State: "running", Pid: 312,
+		StartedAt: "2022-05-18T18:40:00Z",
+		Labels:    map[string]string{"coolify.managed": "true", "coolify.type": "service", "coolify.serviceId": "3"},
+	}}
 }
 
 // gather runs one Update and returns the metrics as a registry would.

@@ -87,16 +87,20 @@ func (r *fileReader) keyValues(path string, fields ...field) error {
 	return parseKeyValues(data, path, fields)
 }
 
+// cutLine splits off data's first line, without its newline.
+func cutLine(data []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return data[:i], data[i+1:]
+	}
+	return data, nil
+}
+
 // parseKeyValues stores the values of the keys asked for; keys absent from
 // the file are left untouched.
 func parseKeyValues(data []byte, path string, fields []field) error {
 	for len(data) > 0 {
-		line := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			data = nil
-		}
+		var line []byte
+		line, data = cutLine(data)
 		key, value, ok := bytes.Cut(line, []byte{' '})
 		if !ok {
 			continue

@@ -15,7 +15,7 @@ type descs struct {
 	netRxBytes, netRxPackets, netRxErrors, netRxDrop *prometheus.Desc
 	netTxBytes, netTxPackets, netTxErrors, netTxDrop *prometheus.Desc
 	info, restarts, exitCode                         *prometheus.Desc
-	buildsActive                                     *prometheus.Desc
+	buildsActive, kernelLogUp                        *prometheus.Desc
 }
 
 func newDescs(labels []string) descs {
@@ -35,7 +35,7 @@ func newDescs(labels []string) descs {
 		specCPUQuota:        d("container_spec_cpu_quota", "CPU quota of the container in microseconds per period; absent when unlimited."),
 		specCPUPeriod:       d("container_spec_cpu_period", "CPU period of the container in microseconds."),
 		specCPUShares:       d("container_spec_cpu_shares", "CPU share of the container (cgroup v1 shares; derived from cpu.weight on v2)."),
-		oomEvents:           d("container_oom_events_total", "Count of out of memory kills inside the container's cgroup."),
+		oomEvents:           d("container_oom_events_total", "Count of out of memory kills of the container's processes across its restarts, since the exporter started watching it; id is always empty."),
 		startTime:           d("container_start_time_seconds", "Start time of the container since unix epoch in seconds."),
 		netRxBytes:          d("container_network_receive_bytes_total", "Cumulative count of bytes received.", "interface"),
 		netRxPackets:        d("container_network_receive_packets_total", "Cumulative count of packets received.", "interface"),
@@ -49,5 +49,6 @@ func newDescs(labels []string) descs {
 		restarts:            d("berth_container_restarts", "Number of times the engine restarted the container (Docker's RestartCount)."),
 		exitCode:            d("berth_container_exit_code", "Exit code of the container's last run (0 while running)."),
 		buildsActive:        prometheus.NewDesc("berth_builds_active", "Running build containers (role=\"build\").", nil, nil),
+		kernelLogUp:         prometheus.NewDesc("berth_kernel_log_up", "Whether the kernel log is followed for OOM kills (1), or cannot be read (0): kills of a container's main process then count only as far as the engine reports them.", nil, nil),
 	}
 }

@@ -37,12 +37,8 @@ func readNetDev(r *fileReader, path string) ([]interfaceStats, error) {
 func parseNetDev(data []byte, path string) ([]interfaceStats, error) {
 	var out []interfaceStats
 	for i := 1; len(data) > 0; i++ {
-		line := data
-		if j := bytes.IndexByte(data, '\n'); j >= 0 {
-			line, data = data[:j], data[j+1:]
-		} else {
-			data = nil
-		}
+		var line []byte
+		line, data = cutLine(data)
 		if i <= 2 || len(bytes.TrimSpace(line)) == 0 {
 			continue // two header lines
 		}

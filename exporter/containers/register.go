@@ -31,6 +31,9 @@ func Register(reg *exporter.Registry) {
 	relist := app.Flag("collector.containers.relist-interval",
 		"How often the full container list is refreshed in addition to the events stream.").
 		Default("30s").Duration()
+	kernelLog := app.Flag("collector.containers.kernel-log",
+		"Kernel log device followed for OOM kills (needs root and CAP_SYSLOG); the one source of OOM kills of a container's main process on Podman. Empty: not followed.").
+		Default("/dev/kmsg").String()
 
 	reg.Register("containers", true, func(logger *slog.Logger) (exporter.Collector, error) {
 		// New gives empty values defaults (for Go callers); a flag set to
@@ -53,6 +56,7 @@ func Register(reg *exporter.Registry) {
 			ProcFS:            *procfs,
 			CgroupFS:          *cgroupfs,
 			RelistInterval:    *relist,
+			KernelLog:         *kernelLog,
 		}, logger)
 	})
 }

@@ -1,6 +1,7 @@
 package containers
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +13,7 @@ import (
 type labelLayout struct {
 	names []string // base label names in the order values are given
 	order []int    // order[i] = index in names of the i-th label by name
+	id    int      // index in names of "id"
 }
 
 func newLabelLayout(names []string) labelLayout {
@@ -20,7 +22,7 @@ func newLabelLayout(names []string) labelLayout {
 		order[i] = i
 	}
 	sort.Slice(order, func(a, b int) bool { return names[order[a]] < names[order[b]] })
-	return labelLayout{names: names, order: order}
+	return labelLayout{names: names, order: order, id: slices.Index(names, "id")}
 }
 
 // Extra label names, addressable for shared label pairs.
@@ -37,10 +39,13 @@ var (
 // so sharing is allowed). It is never modified once built: withInterface
 // returns a copy, so a concurrent scrape may keep using the old one.
 type containerLabels struct {
-	role   string
-	base   []*dto.LabelPair // sorted by name
-	info   []*dto.LabelPair // base and state
-	cpu    []*dto.LabelPair // base and cpu="total"
+	role string
+	base []*dto.LabelPair // sorted by name
+	info []*dto.LabelPair // base and state
+	cpu  []*dto.LabelPair // base and cpu="total"
+	// oom is base with an empty id: container_oom_events_total outlives
+	// the cgroup of each run.
+	oom    []*dto.LabelPair
 	ifaces map[string][]*dto.LabelPair
 }
 
@@ -53,11 +58,19 @@ func newContainerLabels(l labelLayout, values []string, state, role string) *con
 		pairs[i] = dto.LabelPair{Name: &l.names[idx], Value: &values[idx]}
 		base[i] = &pairs[i]
 	}
+	oom := base
+	if values[l.id] != "" {
+		noID := make([]string, len(values))
+		copy(noID, values)
+		noID[l.id] = ""
+		oom = newContainerLabels(l, noID, state, role).base
+	}
 	return &containerLabels{
 		role: role,
 		base: base,
 		info: with(base, &labelState, &state),
 		cpu:  with(base, &labelCPU, &cpuTotal),
+		oom:  oom,
 	}
 }
 

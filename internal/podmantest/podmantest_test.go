@@ -7,7 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/internal/enginetest"
 )
+
+// The harness is an enginetest.Engine.
+var _ enginetest.Engine = (*Engine)(nil)
 
 func TestIntegrationPodmanEngine(t *testing.T) {
 	e := Start(t)
@@ -57,10 +62,10 @@ func TestIntegrationPodmanCleanup(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("engine directory %s still exists (err=%v)", dir, err)
 	}
-	if m := mountsUnder(dir); len(m) != 0 {
+	if m := enginetest.MountsUnder(dir); len(m) != 0 {
 		t.Errorf("mounts left behind: %v", m)
 	}
-	if pids := processesWithEnv([]byte("CONTAINERS_CONF=" + filepath.Join(dir, "containers.conf") + "\x00")); len(pids) != 0 {
+	if pids := enginetest.ProcessesWith("environ", []byte("CONTAINERS_CONF="+filepath.Join(dir, "containers.conf")+"\x00")); len(pids) != 0 {
 		t.Errorf("engine processes left behind: %v", pids)
 	}
 }
