@@ -141,7 +141,7 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 		t.Fatal(err)
 	}
 	e.api = a
-	srv := httptest.NewServer(a)
+	srv := httptest.NewServer(checkAnswers(t, a))
 	t.Cleanup(srv.Close)
 	e.url = srv.URL
 	return e

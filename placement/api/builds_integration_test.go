@@ -102,7 +102,7 @@ func startLiveBuildAPI(t *testing.T, targets []string) *liveBuildAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a)
+	srv := httptest.NewServer(checkAnswers(t, a))
 	t.Cleanup(srv.Close)
 	return &liveBuildAPI{testEnv: &testEnv{t: t, url: srv.URL, api: a, reg: reg}, src: src}
 }

@@ -1,12 +1,13 @@
 package api
 
 import (
+	"fmt"
+
 	"github.com/berth-dev/berth/placement/build"
 	"github.com/berth-dev/berth/placement/policy"
 
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -36,28 +37,6 @@ func buildFleet() *placement.Snapshot {
 		snap.Servers[b.name] = s
 	}
 	return snap
-}
-
-// checkSchema validates a JSON answer against the documented response of
-// docPath/method for its status.
-func checkSchema(t *testing.T, method, docPath string, status int, body []byte) {
-	t.Helper()
-	doc := openAPIDoc(t)
-	op := doc["paths"].(map[string]any)[docPath].(map[string]any)[strings.ToLower(method)].(map[string]any)
-	resp, ok := op["responses"].(map[string]any)[fmt.Sprint(status)].(map[string]any)
-	if !ok {
-		t.Errorf("%s %s: status %d not documented", method, docPath, status)
-		return
-	}
-	resp = resolve(t, doc, resp)
-	schema := resp["content"].(map[string]any)["application/json"].(map[string]any)["schema"].(map[string]any)
-	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
-		t.Fatal(err)
-	}
-	for _, err := range validate(t, doc, schema, v, "$") {
-		t.Errorf("%s %s: %s", method, docPath, err)
-	}
 }
 
 func TestBuildEndpoints(t *testing.T) {

@@ -43,6 +43,9 @@ func FuzzEndpoints(f *testing.F) {
 		req := httptest.NewRequest(ep.method, ep.path, strings.NewReader(string(body)))
 		rec := httptest.NewRecorder()
 		e.api.ServeHTTP(rec, req)
+		if err := checkAnswer(req, rec.Code, rec.Header(), rec.Body.Bytes()); err != nil {
+			t.Fatalf("%s %s %q: %d does not match openapi.yaml: %v\n%s", ep.method, ep.path, body, rec.Code, err, rec.Body)
+		}
 		if rec.Code >= 500 {
 			t.Fatalf("%s %s %q: %d %s", ep.method, ep.path, body, rec.Code, rec.Body)
 		}

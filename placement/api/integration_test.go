@@ -155,6 +155,9 @@ func waitFresh(t *testing.T, base, server string, timeout time.Duration) api.Ser
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if err := api.CheckAnswer(resp.Request, resp.StatusCode, resp.Header, b); err != nil {
+				t.Errorf("GET %s: %v", resp.Request.URL, err)
+			}
 			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
 			var v api.ServerView
 			if resp.StatusCode == 200 && json.Unmarshal(b, &v) == nil && v.Freshness.State == "fresh" {
@@ -196,6 +199,9 @@ func decode(t *testing.T, resp *http.Response, out any) {
 	}
 	if resp.StatusCode != 200 {
 		t.Fatalf("%s %s: %d %s", resp.Request.Method, resp.Request.URL, resp.StatusCode, b)
+	}
+	if err := api.CheckAnswer(resp.Request, resp.StatusCode, resp.Header, b); err != nil {
+		t.Errorf("%s %s: %v", resp.Request.Method, resp.Request.URL, err)
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		t.Fatalf("decoding %s: %v", b, err)
@@ -265,8 +271,12 @@ func TestIntegrationRemoteUnreachable(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if err := api.CheckAnswer(req, resp.StatusCode, resp.Header, b); err != nil {
+			t.Errorf("%s %s: %v", method, path, err)
+		}
 		var body struct{ Error api.Error }
-		_ = json.NewDecoder(resp.Body).Decode(&body)
+		_ = json.Unmarshal(b, &body)
 		return resp.StatusCode, body.Error
 	}
 	if status, e := call("GET", "/api/v1/servers", ""); status != 401 || e.Code != api.CodeUnauthenticated {
