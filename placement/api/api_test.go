@@ -2,6 +2,7 @@ package api
 
 import (
 	"github.com/berth-dev/berth/placement/policy"
+	"github.com/berth-dev/berth/placement/quota"
 	"github.com/berth-dev/berth/placement/reservation"
 	"github.com/berth-dev/berth/placement/schedule"
 
@@ -483,18 +484,13 @@ func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels map[st
 	return 0
 }
 
-// quotaRefusal is what an organization quota admission returns.
-type quotaRefusal struct{ msg string }
-
-func (q quotaRefusal) Error() string     { return q.msg }
-func (q quotaRefusal) HTTPStatus() int   { return http.StatusForbidden }
-func (q quotaRefusal) ErrorCode() string { return CodeQuotaExceeded }
-func (q quotaRefusal) ErrorDetails() any { return map[string]string{"organization": "acme"} }
-
 func TestPlacementAdmissionRefused(t *testing.T) {
 	e := newTestEnv(t, withAdmission(schedule.AdmissionFunc(func(in *schedule.AdmissionInput) error {
 		if in.Request.Organization == "acme" {
-			return quotaRefusal{"exceeded quota: acme, requested: memory=1Gi, used: memory=31Gi, limited: memory=32Gi"}
+			return &quota.ExceededError{Organization: "acme", Exceeded: []quota.Exceeded{{
+				Resource: quota.MemoryBytes, Requested: 1 << 30, Used: 31 << 30, Limit: 32 << 30,
+				Message: "exceeded quota: acme, requested: memory=1Gi, used: memory=31Gi, limited: memory=32Gi",
+			}}}
 		}
 		return nil
 	})))

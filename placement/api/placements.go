@@ -178,9 +178,12 @@ func (a *API) decider(kind placement.Kind) schedule.Decider {
 func placeError(err error) error {
 	var (
 		fieldErr *placement.FieldError
+		exceeded *quota.ExceededError
 		unknown  *quota.UsageUnknownError
 	)
 	switch {
+	case errors.As(err, &exceeded):
+		return &Error{Status: http.StatusForbidden, Code: CodeQuotaExceeded, Message: err.Error(), Details: exceeded.Exceeded}
 	case errors.As(err, &unknown):
 		return &Error{Status: http.StatusServiceUnavailable, Code: CodeQuotaUsageUnknown, Field: "organization", Message: err.Error(),
 			Details: map[string]any{"organization": unknown.Organization, "unknown_servers": unknown.Servers}}
@@ -188,21 +191,6 @@ func placeError(err error) error {
 		return invalidArgument(fieldErr.Field, "%s", fieldErr.Error())
 	case errors.Is(err, reservation.ErrIdempotencyConflict):
 		return &Error{Status: http.StatusConflict, Code: CodeConflict, Field: "idempotency_key", Message: err.Error()}
-	}
-	// Admission refusals (quotas) say their own status, and may say their
-	// code and structured details.
-	var withStatus interface{ HTTPStatus() int }
-	if errors.As(err, &withStatus) {
-		e := &Error{Status: withStatus.HTTPStatus(), Code: codeForStatus(withStatus.HTTPStatus()), Message: err.Error()}
-		var withCode interface{ ErrorCode() string }
-		if errors.As(err, &withCode) {
-			e.Code = withCode.ErrorCode()
-		}
-		var withDetails interface{ ErrorDetails() any }
-		if errors.As(err, &withDetails) {
-			e.Details = withDetails.ErrorDetails()
-		}
-		return e
 	}
 	return err
 }

@@ -4,13 +4,12 @@ import (
 	"github.com/berth-dev/berth/placement"
 	"github.com/berth-dev/berth/placement/schedule"
 
-	"net/http"
 	"strings"
 )
 
-// QuotaExceededError is a placement refused because the organization's
-// quota would be exceeded. Its message is Kubernetes' wording, one line per
-// exceeded dimension joined by "; ". The HTTP API answers it with 403.
+// ExceededError is a placement refused because the organization's quota
+// would be exceeded. Its message is Kubernetes' wording, one line per
+// exceeded dimension joined by "; ".
 type ExceededError struct {
 	Organization string
 	Exceeded     []Exceeded
@@ -24,16 +23,7 @@ func (e *ExceededError) Error() string {
 	return strings.Join(msgs, "; ")
 }
 
-// HTTPStatus is the status an HTTP API answers the refusal with.
-func (e *ExceededError) HTTPStatus() int { return http.StatusForbidden }
-
-// ErrorCode is the API error code of the refusal.
-func (e *ExceededError) ErrorCode() string { return "quota_exceeded" }
-
-// ErrorDetails are the exceeded dimensions, for the API error's details.
-func (e *ExceededError) ErrorDetails() any { return e.Exceeded }
-
-// QuotaUsageUnknownError is a placement refused because the usage of some
+// UsageUnknownError is a placement refused because the usage of some
 // of the organization's servers is not known, so its quota cannot be
 // checked. Missing data is never taken as zero usage.
 type UsageUnknownError struct {
