@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
-	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -337,9 +336,9 @@ func TestQuotaAdmissionConcurrent(t *testing.T) {
 	if lastErr.Error() != want {
 		t.Errorf("error %q, want %q", lastErr, want)
 	}
-	var status interface{ HTTPStatus() int }
-	if !errors.As(lastErr, &status) || status.HTTPStatus() != http.StatusForbidden {
-		t.Errorf("error %T does not say 403", lastErr)
+	var exceeded *ExceededError
+	if !errors.As(lastErr, &exceeded) || len(exceeded.Exceeded) != 1 || exceeded.Exceeded[0].Resource != MemoryBytes {
+		t.Errorf("error %T is not a typed quota refusal naming memory", lastErr)
 	}
 }
 
