@@ -49,6 +49,10 @@ type ServerState struct {
 
 	// Missing names the signals (recording rules) that had no value.
 	Missing []string
+	// CapacityMissing is set when a signal fit cannot decide without (CPU,
+	// memory or root filesystem capacity and use) has no value: the
+	// snapshot source, which owns the signals' names, says so.
+	CapacityMissing bool
 	// LastKnown names the signals whose values are the last ones the
 	// server published within the last hour, because it publishes none
 	// now (it went silent, or a collector fails). Fit refuses such a

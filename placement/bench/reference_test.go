@@ -134,7 +134,7 @@ func TestChooseMatchesReference(t *testing.T) {
 			}
 			st.Age = now.Sub(st.LastSeen)
 			if rng.IntN(10) == 0 {
-				st.Missing = []string{"server:node_cpus:count"}
+				st.Missing, st.CapacityMissing = []string{"server:node_cpus:count"}, true
 			}
 			snap.Servers[name] = st
 		}

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// BuildOutcome is what a build placement answered.
+// Outcome is what a build placement answered.
 type Outcome string
 
 // Build placement outcomes.
@@ -34,14 +34,14 @@ const (
 	OnDeploymentServer Outcome = "build_on_deployment_server"
 )
 
-// BuildWait is when a full build server is expected to have a slot.
+// Wait is when a full build server is expected to have a slot.
 type Wait struct {
 	Server        string    `json:"server"`
 	Seconds       float64   `json:"seconds"`
 	ExpectedStart time.Time `json:"expected_start"`
 }
 
-// BuildDecider chooses the least-loaded build server with room for a
+// Decider chooses the least-loaded build server with room for a
 // build. It is a Decider for Placer.PlaceWith, so the choice and the
 // reservation are atomic: concurrent build placements see each other's
 // queued reservations and never put a server above its cap. Use one per
@@ -64,7 +64,7 @@ type Decider struct {
 	TieBreak *TieBreak
 }
 
-// BuildTieBreak says that a tie-break decided a build placement: the
+// TieBreak says that a tie-break decided a build placement: the
 // servers whose load scores were within Tolerance (builds.tie_tolerance) of
 // the least loaded, in the order a hash of the request put them; the first
 // was chosen. A retry with the same idempotency key hashes the same way.

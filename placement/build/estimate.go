@@ -40,7 +40,7 @@ const HistoryBuilds = 10
 // maxRepositoryMB bounds repository_size_mb (10 TB): larger is a mistake.
 const maxRepositoryMB = 10_000_000
 
-// BuildEstimateRequest is what an estimate is asked from. Every field is
+// EstimateRequest is what an estimate is asked from. Every field is
 // optional.
 type EstimateRequest struct {
 	ApplicationID string
@@ -70,7 +70,7 @@ func (r *EstimateRequest) Validate(p *policy.Policy) error {
 	return nil
 }
 
-// BuildEstimate is how heavy and how long a build is expected to be.
+// Estimate is how heavy and how long a build is expected to be.
 type Estimate struct {
 	// Source is "profile" (the policy's profile and adjustments) or
 	// "history" (the application's own past builds).
@@ -95,7 +95,7 @@ type Estimate struct {
 	HistoryError string `json:"history_error,omitempty"`
 }
 
-// EstimateAdjustment is one policy adjustment applied to a profile.
+// Adjustment is one policy adjustment applied to a profile.
 type Adjustment struct {
 	// Name is the policy key under builds.adjustments.
 	Name      string  `json:"name"`
@@ -139,7 +139,7 @@ func ProfileEstimate(p *policy.Policy, req EstimateRequest) (Estimate, error) {
 	return e, nil
 }
 
-// FinishedBuild is a build this service placed that started and ended:
+// Finished is a build this service placed that started and ended:
 // the key to its metrics, since build containers carry no application
 // label.
 type Finished struct {
@@ -154,7 +154,7 @@ type Finished struct {
 	Usage Usage `json:"usage,omitzero"`
 }
 
-// BuildUsage is what Prometheus saw of one build.
+// Usage is what Prometheus saw of one build.
 type Usage struct {
 	// PeakMemoryBytes is the peak working set of the build's container(s).
 	PeakMemoryBytes float64 `json:"peak_memory_bytes"`
@@ -169,7 +169,7 @@ type Usage struct {
 // found: its peak working set is never zero).
 func (u Usage) known() bool { return u.PeakMemoryBytes > 0 }
 
-// BuildHistory looks up what Prometheus holds about a finished build.
+// History looks up what Prometheus holds about a finished build.
 // placement/promsource implements it over PromQL.
 type History interface {
 	// BuildUsage returns the build's usage; ok is false when Prometheus
@@ -233,7 +233,7 @@ func HistoryEstimate(base Estimate, builds []Finished, usages []Usage) Estimate 
 	return e
 }
 
-// BuildEstimator estimates builds from the policy and, for an application
+// Estimator estimates builds from the policy and, for an application
 // with finished builds whose metrics Prometheus still holds, from those.
 type Estimator struct {
 	builds  FinishedBuilds
@@ -241,7 +241,7 @@ type Estimator struct {
 	logger  *slog.Logger
 }
 
-// NewBuildEstimator returns an estimator. builds or history nil: profile
+// NewEstimator returns an estimator. builds or history nil: profile
 // estimates only.
 func NewEstimator(builds FinishedBuilds, history History, logger *slog.Logger) *Estimator {
 	if logger == nil {

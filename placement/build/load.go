@@ -9,7 +9,7 @@ import (
 	"slices"
 )
 
-// BuildLoad is one build server's load as build placement sees it.
+// Load is one build server's load as build placement sees it.
 type Load struct {
 	Server    string              `json:"server"`
 	Freshness placement.Freshness `json:"freshness"`
@@ -52,7 +52,7 @@ func Score(w policy.BuildWeights, cpuPercent, memoryPercent float64, queued, act
 	return math.Round(s*100) / 100
 }
 
-// BuildLoadOf computes the load of build server s given the open
+// LoadOf computes the load of build server s given the open
 // reservations (of every server; only s's build reservations count).
 //
 // Running builds: the exporter counts build containers
@@ -102,7 +102,7 @@ func LoadOf(p *policy.Policy, s *placement.ServerState, open []placement.Reserva
 	return l
 }
 
-// BuildLoads is the load of every build server (role="build") in the
+// Loads is the load of every build server (role="build") in the
 // snapshot, sorted by server name.
 func Loads(p *policy.Policy, snap *placement.Snapshot, open []placement.Reservation) []Load {
 	out := []Load{}
@@ -112,7 +112,7 @@ func Loads(p *policy.Policy, snap *placement.Snapshot, open []placement.Reservat
 	return out
 }
 
-// BuildServers lists the names of the snapshot's build servers, sorted.
+// Servers lists the names of the snapshot's build servers, sorted.
 func Servers(snap *placement.Snapshot) []string {
 	var names []string
 	for name, s := range snap.Servers {

@@ -25,7 +25,7 @@ const (
 	buildRecordsVersion       = 1
 )
 
-// PendingBuild is what build placement remembers of a reserved build until
+// Pending is what build placement remembers of a reserved build until
 // it ends: its expected duration (for wait estimates) and application.
 type Pending struct {
 	ID            string        `json:"id"`
@@ -33,7 +33,7 @@ type Pending struct {
 	Expected      time.Duration `json:"expected_ns"`
 }
 
-// BuildRecords keeps the expected duration of open build reservations and
+// Records keeps the expected duration of open build reservations and
 // the finished builds of each application (the keys of build history). It
 // lives beside the reservations in the data directory (builds.json,
 // rewritten whole and renamed into place on every change: builds are few
@@ -52,7 +52,7 @@ type buildRecordsDoc struct {
 	Finished []Finished `json:"finished"`
 }
 
-// OpenBuildRecords loads the records from dir (created when needed); an
+// OpenRecords loads the records from dir (created when needed); an
 // empty dir keeps them in memory only. A corrupt file is an error rather
 // than a silently empty history.
 func OpenRecords(dir string) (*Records, error) {
@@ -117,7 +117,7 @@ func (r *Records) Expected(id string) (time.Duration, bool) {
 	return p.Expected, ok
 }
 
-// FinishedBuildOf is the history entry of build reservation res ended at
+// FinishedOf is the history entry of build reservation res ended at
 // ended: ok only when it names an application and was started before
 // ended (a build never started has nothing to learn from).
 func FinishedOf(res placement.Reservation, ended time.Time) (b Finished, ok bool) {

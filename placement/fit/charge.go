@@ -31,7 +31,7 @@ func Charge(p *policy.Policy, r placement.Resources) placement.Resources {
 // before comparing removes the drift without tolerating a real excess, so
 // fit and quotas refuse 6.000000001 cores against 6 alike.
 
-// nanocores converts cores to whole nanocores.
+// Nanocores converts cores to whole nanocores.
 func Nanocores(cores float64) int64 { return int64(math.Round(cores * 1e9)) }
 
 // fitsWithin reports whether requested fits in room for dimension d.

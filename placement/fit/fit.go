@@ -10,20 +10,7 @@ import (
 	"github.com/berth-dev/berth/placement/policy"
 
 	"math"
-	"slices"
 )
-
-// fitSignals are the recording rules fit cannot decide without. Container
-// sums are not among them: with no container running they have no series,
-// which means zero.
-var fitSignals = []string{
-	"server:node_cpus:count",
-	"server:node_cpu_utilisation:max15m",
-	"server:node_memory_total:bytes",
-	"server:node_memory_used_bytes:max15m",
-	"server:node_filesystem_size:bytes_root",
-	"server:node_filesystem_avail:bytes_root",
-}
 
 // FreshnessOf classifies a server by the age of its newest sample, and as
 // Missing when a signal fit needs has no value or a capacity reads zero
@@ -35,10 +22,8 @@ func FreshnessOf(p *policy.Policy, s *placement.ServerState) placement.Freshness
 	case s.Age > p.Freshness.Fresh, s.Silent:
 		return placement.Stale
 	}
-	for _, m := range s.Missing {
-		if slices.Contains(fitSignals, m) {
-			return placement.Missing
-		}
+	if s.CapacityMissing {
+		return placement.Missing
 	}
 	if s.CPU.Cores <= 0 || s.Memory.TotalBytes <= 0 || s.Disk.SizeBytes <= 0 {
 		return placement.Missing
@@ -46,7 +31,7 @@ func FreshnessOf(p *policy.Policy, s *placement.ServerState) placement.Freshness
 	return placement.Fresh
 }
 
-// FitServer decides whether server s (nil: not in the fleet) can take a
+// Server decides whether server s (nil: not in the fleet) can take a
 // placement of kind needing req, given what open reservations already hold
 // on it. It is the whole feasibility pipeline: existence, role, freshness,
 // then every resource dimension, each failing one named.
@@ -55,7 +40,7 @@ func Server(p *policy.Policy, name string, s *placement.ServerState, kind placem
 	return res
 }
 
-// fitServer is FitServer appending the result's dimensions to buf and
+// AppendServer is FitServer appending the result's dimensions to buf and
 // returning buf extended: Choose passes one array for the whole fleet, so a
 // decision allocates its dimensions once instead of once per server. The
 // result's Dimensions is capped at its own three elements, so appending to
@@ -92,14 +77,14 @@ func AppendServer(p *policy.Policy, name string, s *placement.ServerState, kind 
 	return res, buf
 }
 
-// FitResources compares req with each dimension of a fresh server:
+// Dimensions compares req with each dimension of a fresh server:
 // requested ≤ usable − max(observed peak, allocated) − reserved. Builds
 // reuse it and pick the dimensions they care about.
 func Dimensions(p *policy.Policy, s *placement.ServerState, req, reserved placement.Resources) []placement.DimensionFit {
 	return appendResources(p, make([]placement.DimensionFit, 0, 3), s, req, reserved)
 }
 
-// appendFitResources is FitResources appending the three dimensions to dst.
+// appendResources is FitResources appending the three dimensions to dst.
 func appendResources(p *policy.Policy, dst []placement.DimensionFit, s *placement.ServerState, req, reserved placement.Resources) []placement.DimensionFit {
 	defCPU, defMemory := p.Fit.DefaultRequest.Charge(s.Containers.UnlimitedCPU, s.Containers.UnlimitedMemory)
 

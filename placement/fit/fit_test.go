@@ -178,8 +178,10 @@ func TestFitServer(t *testing.T) {
 		},
 		{
 			name: "a needed signal without value is missing",
-			s:    placementtest.Server("a", func(s *placement.ServerState) { s.Missing = []string{"server:node_memory_used_bytes:max15m"} }),
-			req:  small, want: []placement.Reason{placement.ReasonMetricsMissing},
+			s: placementtest.Server("a", func(s *placement.ServerState) {
+				s.Missing, s.CapacityMissing = []string{"server:node_memory_used_bytes:max15m"}, true
+			}),
+			req: small, want: []placement.Reason{placement.ReasonMetricsMissing},
 		},
 		{
 			name: "zero capacity is missing data",

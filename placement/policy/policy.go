@@ -193,7 +193,7 @@ func Default() *Policy {
 	return p
 }
 
-// LoadPolicy reads the policy file at path over the embedded defaults.
+// Load reads the policy file at path over the embedded defaults.
 // Errors name the file.
 func Load(path string) (*Policy, error) {
 	data, err := os.ReadFile(path)
@@ -207,14 +207,14 @@ func Load(path string) (*Policy, error) {
 	return p, nil
 }
 
-// ErrEmptyPolicy is a policy document that holds no settings: empty, only
+// ErrEmpty is a policy document that holds no settings: empty, only
 // comments, only "---" or null. It is refused rather than read as "all
 // defaults", so that an emptied or truncated file cannot silently reset a
 // running policy.
 var ErrEmpty = errors.New("the policy holds no settings (the file is empty, or only comments or \"---\"); " +
 	"to run on the embedded defaults write {} or leave out --placement.policy-file")
 
-// ParsePolicy parses a policy document and merges it over the embedded
+// Parse parses a policy document and merges it over the embedded
 // defaults key by key: mappings merge, scalars replace. The document must
 // be one YAML mapping (ErrEmptyPolicy when it holds nothing). Unknown keys,
 // duplicate keys, keys without a value, badly typed values (a fraction

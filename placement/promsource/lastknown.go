@@ -50,22 +50,33 @@ func silentServers(snap *placement.Snapshot) []string {
 	return out
 }
 
+// lastKnownQuery reads the signals of some servers at their last-seen
+// times.
+type lastKnownQuery struct {
+	expr    string
+	servers []string
+}
+
 // lastKnownQueries are the queries reading the signals of servers (name →
 // last seen) at their last-seen times: servers last seen at the same
 // instant share one selector, and each query reads at most lastKnownBatch
 // servers.
-func lastKnownQueries(servers map[string]time.Time) []string {
+func lastKnownQueries(servers map[string]time.Time) []lastKnownQuery {
 	byTime := map[int64][]string{}
 	for name, at := range servers {
 		ms := at.UnixMilli()
 		byTime[ms] = append(byTime[ms], name)
 	}
-	var queries, parts []string
+	var (
+		queries []lastKnownQuery
+		parts   []string
+		covered []string
+	)
 	n := 0
 	flush := func() {
 		if len(parts) > 0 {
-			queries = append(queries, strings.Join(parts, " or "))
-			parts, n = nil, 0
+			queries = append(queries, lastKnownQuery{expr: strings.Join(parts, " or "), servers: covered})
+			parts, covered, n = nil, nil, 0
 		}
 	}
 	for _, ms := range slices.Sorted(func(yield func(int64) bool) {
@@ -86,6 +97,7 @@ func lastKnownQueries(servers map[string]time.Time) []string {
 			parts = append(parts, fmt.Sprintf(`{__name__=~%s, server=~%s} @ %s`,
 				strconv.Quote(lastKnownNames), strconv.Quote(strings.Join(quoted, "|")),
 				strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64)))
+			covered = append(covered, names[:k]...)
 			names, n = names[k:], n+k
 			if n == lastKnownBatch {
 				flush()
@@ -133,8 +145,15 @@ func fillLastKnown(snap *placement.Snapshot, samples []*model.Sample) {
 	for _, st := range snap.Servers {
 		slices.Sort(st.LastKnown)
 	}
+	// Applications come from the last-known series only for a server that
+	// reports none now: current ones are never counted twice.
+	current := map[string]bool{}
+	for name, st := range snap.Servers {
+		current[name] = st.Applications != nil
+	}
 	for _, a := range apps {
-		if st := snap.Servers[string(a.Metric["server"])]; containerProvenance(st) == placement.LastKnown {
+		name := string(a.Metric["server"])
+		if st := snap.Servers[name]; !current[name] && containerProvenance(st) == placement.LastKnown {
 			addApplication(st, a.Metric, float64(a.Value))
 		}
 	}

@@ -350,11 +350,12 @@ func (s *Snapshotter) lastKnownSamples(ctx context.Context, snap *placement.Snap
 		}
 	}
 	for _, q := range lastKnownQueries(missing) {
-		vec, err := s.query(ctx, q, snap.Taken)
+		vec, err := s.query(ctx, q.expr, snap.Taken)
 		if err != nil {
+			// Not remembered: asked again on the next snapshot.
 			s.lastKnownErrors.Inc()
 			s.logger.Warn("reading the last-known values of servers that went silent failed; their usage counts as unknown",
-				"servers", len(missing), "err", err)
+				"servers", len(q.servers), "err", err)
 			continue
 		}
 		for _, sample := range vec {
@@ -365,11 +366,11 @@ func (s *Snapshotter) lastKnownSamples(ctx context.Context, snap *placement.Snap
 				kept[name] = k
 			}
 		}
-		for name, at := range missing {
+		for _, name := range q.servers {
 			// A server with nothing at its last-seen time is remembered
 			// too: asking again would give nothing again.
 			if _, ok := kept[name]; !ok {
-				kept[name] = lastKnown{at: at}
+				kept[name] = lastKnown{at: missing[name]}
 			}
 		}
 	}
@@ -461,8 +462,21 @@ func assemble(taken time.Time, rulesVec, seenVec model.Vector) *placement.Snapsh
 		for i, rule := range expectedSignals {
 			if seen[st]&(1<<i) == 0 {
 				st.Missing = append(st.Missing, rule)
+				st.CapacityMissing = st.CapacityMissing || slices.Contains(capacitySignals, rule)
 			}
 		}
 	}
 	return snap
+}
+
+// capacitySignals are the rules fit cannot decide without (fit reads
+// ServerState.CapacityMissing). Container sums are not among them: with
+// no container running they read 0.
+var capacitySignals = []string{
+	"server:node_cpus:count",
+	"server:node_cpu_utilisation:max15m",
+	"server:node_memory_total:bytes",
+	"server:node_memory_used_bytes:max15m",
+	"server:node_filesystem_size:bytes_root",
+	"server:node_filesystem_avail:bytes_root",
 }

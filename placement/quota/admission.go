@@ -35,7 +35,7 @@ func (e *UsageUnknownError) Error() string {
 	return unknownUsageMessage(e.Organization, e.Servers)
 }
 
-// QuotaAdmission enforces organization quotas inside the Placer's critical
+// Admission enforces organization quotas inside the Placer's critical
 // section: the usage it checks includes every open reservation the
 // decision saw, and the reservation it allows is written before the next
 // placement reads them, so concurrent placements cannot together overshoot

@@ -5,7 +5,7 @@ import (
 	"github.com/berth-dev/berth/placement/policy"
 )
 
-// ExcessServers is Coolify's ServerLimitCheckJob for one organization:
+// Excess is Coolify's ServerLimitCheckJob for one organization:
 // when it has more servers than max_servers, which ones the deployer should
 // force-disable.
 //
@@ -32,7 +32,7 @@ type Excess struct {
 // ExcessServerRule is the rule ExcessServers applies, as returned in Rule.
 const ExcessServerRule = "servers sorted by name; the first max_servers are kept, the others are excess"
 
-// ExcessServers lists which of org's servers exceed its max_servers.
+// ExcessOf lists which of org's servers exceed its max_servers.
 func ExcessOf(p *policy.Policy, snap *placement.Snapshot, org string) Excess {
 	st := StatusOf(p, snap, org, nil)
 	names := st.Breakdown.Servers

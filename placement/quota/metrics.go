@@ -27,7 +27,7 @@ var (
 		[]string{"organization", "resource"}, nil)
 )
 
-// QuotaCollector exports every organization's quota limits and usage at
+// Collector exports every organization's quota limits and usage at
 // scrape time, so Prometheus can alert on them (BerthOrganizationOverQuota).
 // Limits come from the current policy and are exported even when the fleet
 // cannot be read; usage needs a snapshot and is left out (with a log line,
@@ -39,7 +39,7 @@ type Collector struct {
 	logger       *slog.Logger
 }
 
-// NewQuotaCollector returns a collector over the fleet, the policy and the
+// NewCollector returns a collector over the fleet, the policy and the
 // open reservations (e.g. ReservationStore.List).
 func NewCollector(snapshots placement.SnapshotSource, policies schedule.PolicySource, reservations func() []placement.Reservation, logger *slog.Logger) *Collector {
 	if logger == nil {

@@ -19,7 +19,7 @@ import (
 	"strings"
 )
 
-// QuotaResource is one dimension of an organization quota, named as in the
+// Resource is one dimension of an organization quota, named as in the
 // resource label of berth_organization_usage and
 // berth_organization_quota_limit.
 type Resource string
@@ -61,7 +61,7 @@ func (r Resource) format(v float64) string {
 	return strconv.FormatFloat(math.Round(v), 'f', -1, 64)
 }
 
-// QuotaUsage is an amount per quota dimension: what an organization uses,
+// Usage is an amount per quota dimension: what an organization uses,
 // requests or would use.
 type Usage struct {
 	Servers      int     `json:"servers"`
@@ -95,7 +95,7 @@ func (u Usage) Add(o Usage) Usage {
 	}
 }
 
-// QuotaLimitValues are an organization's limits in the units of
+// Limits are an organization's limits in the units of
 // QuotaUsage. nil is unlimited (JSON null); 0 allows none.
 type Limits struct {
 	Servers      *int     `json:"servers"`
@@ -160,13 +160,13 @@ func LimitsOf(q policy.QuotaLimits) Limits {
 	return v
 }
 
-// QuotaLimitsFor returns org's limits; an organization the policy does not
+// LimitsFor returns org's limits; an organization the policy does not
 // list is unlimited in every dimension.
 func LimitsFor(p *policy.Policy, org string) Limits {
 	return LimitsOf(p.Quotas.Organizations[org])
 }
 
-// QuotaStatus is one organization's usage against its limits, with the
+// Status is one organization's usage against its limits, with the
 // parts the usage is made of so an operator can see where it comes from.
 type Status struct {
 	Organization string `json:"organization"`
@@ -181,7 +181,7 @@ type Status struct {
 	Breakdown  Breakdown   `json:"breakdown"`
 }
 
-// QuotaViolation is a dimension over its limit.
+// Violation is a dimension over its limit.
 type Violation struct {
 	Resource Resource `json:"resource"`
 	Used     float64  `json:"used"`
@@ -191,7 +191,7 @@ type Violation struct {
 	Message string `json:"message"`
 }
 
-// QuotaBreakdown is what an organization's usage is made of.
+// Breakdown is what an organization's usage is made of.
 type Breakdown struct {
 	// Servers are the servers whose berth_server_info carries the
 	// organization, sorted by name.
@@ -217,7 +217,7 @@ type Breakdown struct {
 	UnknownServers []string `json:"unknown_servers"`
 }
 
-// QuotaContainers splits container usage into declared limits and the
+// Containers splits container usage into declared limits and the
 // default charged for unlimited containers.
 type Containers struct {
 	LimitedCPUCores    float64 `json:"limited_cpu_cores"`
@@ -230,7 +230,7 @@ type Containers struct {
 	DefaultMemoryBytes int64   `json:"default_memory_bytes"`
 }
 
-// QuotaReserved is the share of usage held by open reservations.
+// Reserved is the share of usage held by open reservations.
 type Reserved struct {
 	Reservations int     `json:"reservations"`
 	CPUCores     float64 `json:"cpu_cores"`
@@ -240,13 +240,13 @@ type Reserved struct {
 	ApplicationIDs []string `json:"application_ids"`
 }
 
-// QuotaDisk is disk use on the organization's servers.
+// Disk is disk use on the organization's servers.
 type Disk struct {
 	UsedBytes int64 `json:"used_bytes"`
 	SizeBytes int64 `json:"size_bytes"`
 }
 
-// quotaCharge is what resources count against a quota: CPU and memory
+// charge is what resources count against a quota: CPU and memory
 // (disk is not a quota dimension), charged by Policy.Charge.
 func charge(p *policy.Policy, r placement.Resources) (cpuCores float64, memoryBytes int64) {
 	c := fit.Charge(p, r)
@@ -261,7 +261,7 @@ func countsAgainstQuota(r *placement.Reservation) bool {
 	return r.Kind == placement.KindDeployment && r.Organization != ""
 }
 
-// QuotaOrganizations lists every organization known to the snapshot (its
+// Organizations lists every organization known to the snapshot (its
 // servers or organization rules), the policy's quotas or open
 // reservations, sorted.
 func Organizations(p *policy.Policy, snap *placement.Snapshot, open []placement.Reservation) []string {
@@ -288,12 +288,12 @@ func Organizations(p *policy.Policy, snap *placement.Snapshot, open []placement.
 	return slices.Sorted(maps.Keys(set))
 }
 
-// KnowsOrganization reports whether org is one of QuotaOrganizations.
+// Knows reports whether org is one of QuotaOrganizations.
 func Knows(p *policy.Policy, snap *placement.Snapshot, open []placement.Reservation, org string) bool {
 	return org != "" && slices.Contains(Organizations(p, snap, open), org)
 }
 
-// QuotaStatus computes org's usage from the snapshot (the organization
+// StatusOf computes org's usage from the snapshot (the organization
 // recording rules; unlimited containers at the policy's default request)
 // plus its open deployment reservations, and compares it with its limits.
 func StatusOf(p *policy.Policy, snap *placement.Snapshot, org string, open []placement.Reservation) Status {
@@ -389,7 +389,7 @@ func over(r Resource, v, limit float64) bool {
 	return v > limit
 }
 
-// QuotaCheck answers whether an organization may deploy something: what it
+// Check answers whether an organization may deploy something: what it
 // would be charged, its usage before and after, and every dimension the
 // deployment would take over its limit.
 type Check struct {
@@ -409,7 +409,7 @@ type Check struct {
 	Messages []string `json:"messages"`
 }
 
-// QuotaExceeded is a dimension a deployment would take over its limit.
+// Exceeded is a dimension a deployment would take over its limit.
 type Exceeded struct {
 	Resource  Resource `json:"resource"`
 	Requested float64  `json:"requested"`
@@ -420,7 +420,7 @@ type Exceeded struct {
 	Message string `json:"message"`
 }
 
-// CheckQuota projects a deployment of req onto the organization's status.
+// CheckDeployment projects a deployment of req onto the organization's status.
 // newApplication charges one application. As in Kubernetes' ResourceQuota
 // admission, only dimensions the deployment requests are checked (a
 // deployment of an existing application is not refused because the

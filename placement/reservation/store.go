@@ -60,7 +60,7 @@ type reservationsDoc struct {
 	Reservations []*record `json:"reservations"`
 }
 
-// ReservationStore holds open reservations in memory and in two files in
+// Store holds open reservations in memory and in two files in
 // the data directory: a snapshot, reservations.json (the whole open set and
 // its generation), and a journal, reservations.journal (a header line
 // naming the snapshot generation it follows, then the changes made since
@@ -138,7 +138,7 @@ type Store struct {
 	compactMin int
 }
 
-// OpenReservationStore opens (creating it when needed) the store in dir.
+// Open opens (creating it when needed) the store in dir.
 // now is the clock (nil: time.Now); tests inject one to drive expiry.
 func Open(dir string, now func() time.Time) (*Store, error) {
 	if now == nil {
@@ -574,7 +574,7 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 	return fn(&Tx{s: s, now: s.now(), readOnly: true})
 }
 
-// ReservationTx is a view of the store inside Update or View.
+// Tx is a view of the store inside Update or View.
 type Tx struct {
 	s        *Store
 	now      time.Time

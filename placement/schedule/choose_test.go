@@ -125,7 +125,9 @@ func TestChooseExcludesBuildStaleMissing(t *testing.T) {
 		placementtest.Server("build", func(s *placement.ServerState) { s.Role = placement.RoleBuild }),
 		placementtest.Server("stale", func(s *placement.ServerState) { s.Age = 3 * time.Minute }),
 		placementtest.Server("gone", func(s *placement.ServerState) { s.Age = 2 * time.Hour }),
-		placementtest.Server("partial", func(s *placement.ServerState) { s.Missing = []string{"server:node_cpus:count"} }),
+		placementtest.Server("partial", func(s *placement.ServerState) {
+			s.Missing, s.CapacityMissing = []string{"server:node_cpus:count"}, true
+		}),
 	)
 	for seed := range uint64(50) {
 		d := Choose(p, snap, &placement.Request{Kind: placement.KindDeployment, Requirements: placement.Resources{CPU: 0.1}}, nil, seed)
