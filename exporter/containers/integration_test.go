@@ -117,6 +117,9 @@ func testContainersLive(t *testing.T, e enginetest.Engine) {
 	if v := first.value(t, "berth_scrape_collector_success", map[string]string{"collector": "containers"}); v != 1 {
 		t.Fatalf("containers collector success = %v", v)
 	}
+	if v := first.value(t, "berth_kernel_log_up", nil); v != 1 {
+		t.Errorf("berth_kernel_log_up = %v, want 1 (the test runs as root)", v)
+	}
 
 	t.Run("limits", func(t *testing.T) {
 		for _, tt := range []struct {

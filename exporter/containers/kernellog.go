@@ -86,7 +86,7 @@ func (k *kernelLog) read(r io.Reader) error {
 	for {
 		n, err := r.Read(buf)
 		if errors.Is(err, syscall.EPIPE) {
-			k.logger.Debug("kernel log records were overwritten before they were read", "path", k.path)
+			k.logger.Warn("kernel log records were overwritten before they were read: OOM kills among them count only as far as cgroups and the engine show them", "path", k.path)
 			continue
 		}
 		if err != nil {
