@@ -85,7 +85,7 @@ func (k *kernelKills) of(t *testing.T, id string) int {
 
 // TestIntegrationOOMRestartPolicy: a container whose main process is
 // OOM-killed in every run, restarted by the engine (Coolify's default
-// policy, unless-stopped). Once the engine restarted it, every scrape has
+// policy, unless-stopped). Once the kill is counted, every later scrape has
 // its OOM counter, at least 1, never lower than before and never above the
 // kills the kernel reported; and while the engine does not say "running"
 // (Docker's restart back-off, pid 0) there are no resource series.
@@ -108,8 +108,17 @@ func testOOMRestartPolicy(t *testing.T, e enginetest.Engine, kernelLog string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-
+	restarted := time.Now()
 	sel := map[string]string{"name": "oom-loop"}
+	// A scrape cannot know at once (a loaded engine may take over a second
+	// to answer); from the first scrape that counted the kill on, every
+	// scrape must.
+	waitFor(t, url, "the first OOM kill counted", func(s scrape) bool {
+		ms := s.find("container_oom_events_total", sel)
+		return len(ms) == 1 && metricValue(ms[0]) >= 1
+	})
+	t.Logf("%s: first counted %s after the engine's first restart", e.Kind(), time.Since(restarted).Round(time.Millisecond))
+
 	var (
 		prev     float64
 		states   = map[string]int{}
