@@ -245,22 +245,7 @@ func serverView(p *policy.Policy, s *placement.ServerState, reserved placement.R
 			v.Allocated.Memory = placement.Bytes(d.Allocated)
 		}
 	}
-	if v.Freshness.State == placement.Fresh {
-		h := placement.Resources{}
-		for _, d := range dims {
-			switch d.Dimension {
-			case placement.DimensionCPU:
-				// Round down to 1/100 core (never promise more than there is),
-				// ignoring float noise below that.
-				h.CPU = placement.Cores(math.Floor(d.Available*100+1e-6) / 100)
-			case placement.DimensionMemory:
-				h.Memory = placement.Bytes(d.Available)
-			case placement.DimensionDisk:
-				h.Disk = placement.Bytes(d.Available)
-			}
-		}
-		v.Headroom = &h
-	}
+	v.Headroom = fit.Headroom(p, s, reserved)
 	return v
 }
 

@@ -1,6 +1,8 @@
 package fit
 
 import (
+	"math"
+
 	"github.com/berth-dev/berth/internal/placementtest"
 	"github.com/berth-dev/berth/placement"
 	"github.com/berth-dev/berth/placement/policy"
@@ -253,4 +255,17 @@ func near(a, b float64) bool {
 		d = -d
 	}
 	return d <= 1e-6*max(1, b)
+}
+
+func TestHeadroom(t *testing.T) {
+	p := policy.Default()
+	// 4 cores × 0.9 − 1 reserved = 2.6; 8 GiB × 0.9 − 1 GiB; disk 80 % of 100 GiB.
+	h := Headroom(p, placementtest.Server("a"), placement.Resources{CPU: 1, Memory: placementtest.GiB})
+	if h == nil || h.CPU != 2.6 || h.Memory != placement.Bytes(math.Floor(0.9*8*placementtest.GiB))-placementtest.GiB || h.Disk != 80*placementtest.GiB {
+		t.Errorf("headroom of an idle server: %+v", h)
+	}
+	stale := placementtest.Server("b", func(s *placement.ServerState) { s.Silent = true })
+	if h := Headroom(p, stale, placement.Resources{}); h != nil {
+		t.Errorf("headroom of a silent server: %+v, want none", h)
+	}
 }
